@@ -1,0 +1,167 @@
+"""Issue metadata: what was issued, to whom, and the base value of every editable field.
+
+The metadata travels inside the workbook on a very hidden sheet, so a return can be merged three-way with
+no other file. It is canonical JSON, compressed and base64-encoded into cells of at most 32,000 characters;
+a SHA-256 checksum of the JSON always, and an HMAC-SHA256 signature when the owner has a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from . import signing
+from .layout import EDITABLE_FIELDS, FORMAT_VERSION, META_SHEET
+from .model import Action, Plan
+
+CHUNK = 32_000
+MAGIC = "daplan issue metadata: do not edit this sheet"
+# Cell positions (0-based row, col) on the metadata sheet.
+_ROWS = {"magic": 0, "format": 1, "checksum": 2, "signature": 3, "chunks": 4}
+FIRST_CHUNK_ROW = 6
+
+Verdict = Literal["intact", "unsigned", "tampered", "missing"]
+
+
+@dataclass
+class IssueMeta:
+    plan_id: str
+    plan_revision: int
+    issue_id: str
+    recipient: str
+    issued_at: str
+    scope: list[str]
+    # action id -> base values in the order of `fields`
+    base: dict[str, list[str]]
+    # action id -> [ref, short hash of the action text]: locked fields are checked against these
+    locked: dict[str, list[str]]
+    # area id -> sheet name as issued
+    sheets: dict[str, str]
+    fields: list[str] = field(default_factory=lambda: list(EDITABLE_FIELDS))
+    format: int = FORMAT_VERSION
+
+    def base_of(self, action_id: str) -> dict[str, str]:
+        return dict(zip(self.fields, self.base.get(action_id, []), strict=False))
+
+
+@dataclass
+class MetaReading:
+    """The metadata of a workbook with the verdict on its integrity."""
+
+    verdict: Verdict
+    meta: IssueMeta | None
+    signed: bool = False
+    signature_checked: bool = False
+    problem: str = ""
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def field_value(action: Action, key: str) -> str:
+    """An editable field of an action as the text stored for its base."""
+    if key == "lead":
+        return action.leads[0] if action.leads else ""
+    if key == "due":
+        return action.due.isoformat() if action.due else ""
+    value = getattr(action, key)
+    return "" if value is None else str(value)
+
+
+def build_meta(
+    plan: Plan, scope: Sequence[str], recipient: str, issue_id: str, issued_at: dt.datetime
+) -> IssueMeta:
+    index = plan.action_index()
+    return IssueMeta(
+        plan_id=plan.id,
+        plan_revision=plan.revision,
+        issue_id=issue_id,
+        recipient=recipient,
+        issued_at=issued_at.isoformat(),
+        scope=list(scope),
+        base={i: [field_value(index[i], f) for f in EDITABLE_FIELDS] for i in scope},
+        locked={i: [index[i].ref, text_hash(index[i].action)] for i in scope},
+        sheets={a.id: a.sheet for a in plan.areas},
+    )
+
+
+def payload_bytes(meta: IssueMeta) -> bytes:
+    return json.dumps(asdict(meta), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def encode(meta: IssueMeta, key: bytes | None) -> list[tuple[int, int, str]]:
+    """The cells of the metadata sheet as (row, col, text)."""
+    payload = payload_bytes(meta)
+    blob = base64.b64encode(zlib.compress(payload, 6)).decode("ascii")
+    chunks = [blob[i : i + CHUNK] for i in range(0, len(blob), CHUNK)] or [""]
+    cells = [
+        (_ROWS["magic"], 0, MAGIC),
+        (_ROWS["format"], 0, "format"),
+        (_ROWS["format"], 1, str(FORMAT_VERSION)),
+        (_ROWS["checksum"], 0, "sha256"),
+        (_ROWS["checksum"], 1, signing.checksum(payload)),
+        (_ROWS["signature"], 0, "hmac-sha256"),
+        (_ROWS["signature"], 1, signing.sign(key, payload) if key else ""),
+        (_ROWS["chunks"], 0, "chunks"),
+        (_ROWS["chunks"], 1, str(len(chunks))),
+    ]
+    cells += [(FIRST_CHUNK_ROW + i, 0, chunk) for i, chunk in enumerate(chunks)]
+    return cells
+
+
+def _cell(rows: Sequence[Sequence[Any]], row: int, col: int) -> str:
+    if row < len(rows) and col < len(rows[row]):
+        value = rows[row][col]
+        if value is None:
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+    return ""
+
+
+def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
+    """Read the metadata sheet's rows back and judge them: intact, unsigned or tampered."""
+
+    def tampered(problem: str) -> MetaReading:
+        return MetaReading("tampered", None, problem=problem)
+
+    if _cell(rows, _ROWS["magic"], 0) != MAGIC:
+        return tampered(f"the {META_SHEET} sheet has been changed (its first cell is not the daplan marker)")
+    try:
+        n = int(_cell(rows, _ROWS["chunks"], 1))
+    except ValueError:
+        return tampered("the chunk count on the metadata sheet is not a number")
+    blob = "".join(_cell(rows, FIRST_CHUNK_ROW + i, 0) for i in range(n))
+    try:
+        payload = zlib.decompress(base64.b64decode(blob, validate=True))
+    except (binascii.Error, zlib.error, ValueError):
+        return tampered("the metadata cannot be decoded")
+    if not signing.checksum(payload) == _cell(rows, _ROWS["checksum"], 1):
+        return tampered("the metadata checksum does not match: the metadata sheet was edited")
+    try:
+        data = json.loads(payload)
+        meta = IssueMeta(**data)
+    except (ValueError, TypeError) as exc:
+        return tampered(f"the metadata is not in the expected form ({exc})")
+    if meta.format > FORMAT_VERSION:
+        return tampered(f"metadata format {meta.format} is newer than this daplan understands; upgrade daplan")
+    signature = _cell(rows, _ROWS["signature"], 1)
+    if not signature:
+        return MetaReading("unsigned", meta)
+    if key is None:
+        return MetaReading("intact", meta, signed=True, signature_checked=False)
+    if signing.signature_ok(key, payload, signature):
+        return MetaReading("intact", meta, signed=True, signature_checked=True)
+    return MetaReading(
+        "tampered", meta, signed=True, signature_checked=True,
+        problem="the signature does not match the owner's key: the metadata was altered or signed with another key",
+    )

@@ -1,0 +1,519 @@
+"""Formatted workbooks with xlsxwriter: cover, one sheet per capability area, glossary, hidden support sheets.
+
+`write_workbook` serves both the owner's whole-plan build and the per-recipient workbooks of `distribute`:
+it takes a plan, a scope (the action ids issued) and a recipient. Every xlsxwriter call's return code is
+checked and every xlsxwriter warning is an error, because xlsxwriter reports a dropped dropdown or a
+truncated string only that way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import layout as L
+from .errors import WorkbookWriteError
+from .meta import IssueMeta, build_meta, encode
+from .model import Action, Area, Plan
+
+Clock = Callable[[], dt.datetime]
+
+EXCEL_MAX_ROWS = 1_048_576
+EDITABLE_FILL = "#FFF2CC"
+LOCKED_FILL = "#F2F2F2"
+LOCAL_FILL = "#FCE4D6"
+HEADER_FILL = "#1F3864"
+OVERDUE_FILL = "#F8CBAD"
+# Characters of average text that fit in one unit of column width, for estimating wrapped row heights.
+CHARS_PER_WIDTH = 1.15
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class IssueInfo:
+    """What was written: the identifiers that the manifest and the metadata carry."""
+
+    path: Path
+    issue_id: str
+    recipient: str
+    scope: list[str]
+    issued_at: dt.datetime
+    meta: IssueMeta
+
+
+def _ok(result: Any, what: str) -> None:
+    # xlsxwriter returns 0 or None on success and -1/-2 (with at most a warning) when it drops something.
+    if result not in (0, None):
+        raise WorkbookWriteError(f"could not write {what} (xlsxwriter returned {result})")
+
+
+def _header_text(text: str) -> str:
+    """Text for a page header/footer section: '&' is a control character there."""
+    return text.replace("&", "&&")[:80]
+
+
+def _lines_needed(text: str, width: float) -> int:
+    per_line = max(1, int(width * CHARS_PER_WIDTH))
+    return sum(max(1, math.ceil(len(line) / per_line)) for line in text.split("\n"))
+
+
+def _ordered_actions(area: Area, scope: set[str] | None) -> list[Action]:
+    """National actions, then local ones, each in plan order."""
+    chosen = [a for a in area.actions if scope is None or a.id in scope]
+    return [a for a in chosen if a.kind == "national"] + [a for a in chosen if a.kind == "local"]
+
+
+def cell_value(action: Action, key: str) -> str | dt.date | None:
+    """What a column of the area table shows for an action."""
+    if key == "lead":
+        return action.leads[0] if action.leads else ""
+    if key == "supporting":
+        return "\n".join(action.leads[1:])
+    if key == "kind":
+        return "Local" if action.kind == "local" else "National"
+    if key == "updated":
+        if action.updated is None:
+            return ""
+        stamp = action.updated.strftime("%d/%m/%Y")
+        return f"{stamp} by {action.updated_by}" if action.updated_by else stamp
+    value = getattr(action, key)
+    return value if value is not None else ""
+
+
+class _WorkbookWriter:
+    def __init__(self, plan: Plan, path: Path, recipient: str, issued_at: dt.datetime) -> None:
+        import xlsxwriter
+
+        self.plan = plan
+        self.recipient = recipient
+        self.issued_at = issued_at
+        self.wb = xlsxwriter.Workbook(
+            str(path),
+            {
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+                "use_future_functions": False,
+            },
+        )
+        self.formats: dict[str, Any] = {}
+        self._status_formats: dict[str, Any] = {}
+
+    # -- formats -------------------------------------------------------------------------------------
+    def fmt(self, name: str, **props: Any) -> Any:
+        if name not in self.formats:
+            base = {"font_name": "Calibri", "font_size": 11, "valign": "top"}
+            base.update(props)
+            self.formats[name] = self.wb.add_format(base)
+        return self.formats[name]
+
+    def define_formats(self) -> None:
+        border = {"border": 1, "border_color": "#BFBFBF"}
+        self.fmt("title", bold=True, font_size=16, font_color=HEADER_FILL)
+        self.fmt("subtitle", italic=True, font_color="#404040", text_wrap=True)
+        self.fmt("label", bold=True)
+        self.fmt("plain", text_wrap=True)
+        self.fmt("header", bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, text_wrap=True, **border)
+        self.fmt("locked", bg_color=LOCKED_FILL, **border)
+        self.fmt("locked_wrap", bg_color=LOCKED_FILL, text_wrap=True, **border)
+        self.fmt("local", bg_color=LOCAL_FILL, bold=True, **border)
+        self.fmt("local_wrap", bg_color=LOCAL_FILL, text_wrap=True, **border)
+        self.fmt("edit", bg_color=EDITABLE_FILL, locked=False, **border)
+        self.fmt("edit_wrap", bg_color=EDITABLE_FILL, locked=False, text_wrap=True, **border)
+        self.fmt("edit_date", bg_color=EDITABLE_FILL, locked=False, num_format=L.DATE_FORMAT, **border)
+        self.fmt("overdue", bg_color=OVERDUE_FILL, font_color="#9C0006", bold=True)
+        self.fmt("key_edit", bg_color=EDITABLE_FILL, **border)
+        self.fmt("key_locked", bg_color=LOCKED_FILL, **border)
+        for status in self.plan.statuses:
+            self._status_formats[status.name] = self.wb.add_format(
+                {"bg_color": status.colour, "font_color": _contrast(status.colour)}
+            )
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def text(self, ws: Any, row: int, col: int, value: str, fmt: Any = None) -> None:
+        _ok(ws.write_string(row, col, value, fmt), f"text at {ws.name}!{L.column_letter(col)}{row + 1}")
+
+    def page_setup(self, ws: Any, repeat_row: int | None = None) -> None:
+        marking = _header_text(self.plan.classification)
+        ws.set_landscape()
+        ws.set_paper(9)  # A4
+        ws.fit_to_pages(1, 0)
+        ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
+        _ok(ws.set_header(f"&C&\"Calibri,Bold\"&12{marking}&R&8{_header_text(ws.name)}"), "page header")
+        _ok(
+            ws.set_footer(f"&L&8{_header_text(self.recipient)}&C&\"Calibri,Bold\"&12{marking}&R&8Page &P of &N"),
+            "page footer",
+        )
+        if repeat_row is not None:
+            ws.repeat_rows(repeat_row)
+
+    def protect(self, ws: Any) -> None:
+        # A guide, not a security boundary: no password, so the recipient can still reformat and sort.
+        ws.protect(
+            "",
+            {
+                "format_cells": False,
+                "format_columns": True,
+                "format_rows": True,
+                "insert_rows": True,
+                "sort": True,
+                "autofilter": True,
+                "select_locked_cells": True,
+                "select_unlocked_cells": True,
+            },
+        )
+
+    # -- sheets -------------------------------------------------------------------------------------------
+    def about_sheet(self, scope: Sequence[str], areas: list[tuple[Area, list[Action]]], issue_id: str) -> None:
+        ws = self.wb.add_worksheet(L.ABOUT_SHEET)
+        ws.set_column(0, 0, 24)
+        ws.set_column(1, 1, 90)
+        ws.hide_gridlines(2)
+        plan = self.plan
+        self.text(ws, 0, 0, plan.title, self.fmt("title"))
+        facts = [
+            ("Force", plan.force),
+            ("Protective marking", plan.classification),
+            ("Plan revision", str(plan.revision)),
+            ("Issued to", self.recipient),
+            ("Issued on", self.issued_at.strftime("%d %B %Y")),
+            ("Issue reference", issue_id),
+            ("Actions in this workbook", f"{len(scope)} on {len(areas)} sheet(s)"),
+        ]
+        row = 2
+        for label, value in facts:
+            self.text(ws, row, 0, label, self.fmt("label"))
+            self.text(ws, row, 1, value, self.fmt("plain"))
+            row += 1
+        row += 1
+        self.text(ws, row, 0, "How to fill it in", self.fmt("label"))
+        for line in _instructions(self.recipient):
+            self.text(ws, row, 1, line, self.fmt("plain"))
+            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(line, 90))
+            row += 1
+        row += 1
+        self.text(ws, row, 0, "Cells", self.fmt("label"))
+        self.text(ws, row, 1, "You can type here (Response, Target, Due, Lead, Status, Notes)", self.fmt("key_edit"))
+        row += 1
+        self.text(ws, row, 1, "Fixed: the plan owner changes these", self.fmt("key_locked"))
+        row += 1
+        self.text(ws, row, 1, "Local action (the force's own, not an HMIC national action)", self.fmt("local"))
+        row += 2
+        self.text(ws, row, 0, "Status key", self.fmt("label"))
+        for status in self.plan.statuses:
+            fmt = self._status_formats[status.name]
+            self.text(ws, row, 1, f"{status.name}: {status.meaning}" if status.meaning else status.name, fmt)
+            row += 1
+        row += 1
+        self.text(ws, row, 0, "Sheets", self.fmt("label"))
+        for area, actions in areas:
+            self.text(ws, row, 1, f"{area.sheet}: {len(actions)} action(s)", self.fmt("plain"))
+            row += 1
+        self.page_setup(ws)
+        self.protect(ws)
+
+    def area_sheet(self, area: Area, actions: list[Action]) -> None:
+        ws = self.wb.add_worksheet(area.sheet)
+        cols = L.AREA_COLUMNS
+        for i, col in enumerate(cols):
+            _ok(ws.set_column(i, i, col.width), f"column width on {area.sheet}")
+        self.text(ws, L.TITLE_ROW, 0, area.name, self.fmt("title"))
+        if area.key_criteria:
+            self.text(ws, L.CRITERIA_ROW, 0, f"Key criteria: {area.key_criteria}", self.fmt("label"))
+        if area.supporting_areas:
+            supporting = "Supporting areas: " + "; ".join(area.supporting_areas)
+            ws.merge_range(L.SUPPORTING_ROW, 0, L.SUPPORTING_ROW, 4, "", self.fmt("subtitle"))
+            self.text(ws, L.SUPPORTING_ROW, 0, supporting, self.fmt("subtitle"))
+            ws.set_row(L.SUPPORTING_ROW, L.LINE_HEIGHT * _lines_needed(supporting, 130))
+        for i, col in enumerate(cols):
+            self.text(ws, L.HEADER_ROW, i, col.header, self.fmt("header"))
+        ws.set_row(L.HEADER_ROW, 30)
+
+        row = L.FIRST_DATA_ROW
+        for action in actions:
+            self.action_row(ws, row, action)
+            row += 1
+        last = row - 1
+        ws.freeze_panes(L.FIRST_DATA_ROW, 0)
+        _ok(ws.autofilter(L.HEADER_ROW, 0, max(last, L.HEADER_ROW), len(cols) - 1), f"autofilter on {area.sheet}")
+        if actions:
+            self.validations(ws, L.FIRST_DATA_ROW, last)
+        self.page_setup(ws, repeat_row=L.HEADER_ROW)
+        self.protect(ws)
+
+    def action_row(self, ws: Any, row: int, action: Action) -> None:
+        local = action.kind == "local"
+        lines = 1
+        for i, col in enumerate(L.AREA_COLUMNS):
+            value = cell_value(action, col.key)
+            if col.type == "date":
+                if isinstance(value, dt.date):
+                    _ok(ws.write_datetime(row, i, value, self.fmt("edit_date")), f"date in {ws.name}")
+                else:
+                    _ok(ws.write_blank(row, i, None, self.fmt("edit_date")), f"cell in {ws.name}")
+                continue
+            text = str(value)
+            if col.editable:
+                fmt = self.fmt("edit_wrap" if col.wrap else "edit")
+            elif local and col.key in ("id", "ref", "kind"):
+                fmt = self.fmt("local")
+            elif local:
+                fmt = self.fmt("local_wrap" if col.wrap else "locked")
+            else:
+                fmt = self.fmt("locked_wrap" if col.wrap else "locked")
+            if text:
+                self.text(ws, row, i, text, fmt)
+            else:
+                _ok(ws.write_blank(row, i, None, fmt), f"cell in {ws.name}")
+            if col.wrap and text:
+                lines = max(lines, _lines_needed(text, col.width))
+        ws.set_row(row, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+
+    def validations(self, ws: Any, first: int, last: int) -> None:
+        def col_range(key: str) -> tuple[int, int, int, int]:
+            c = L.column_index(key)
+            return first, c, last, c
+
+        status_help = "Choose from the list. The About sheet explains each status."
+        _ok(
+            ws.data_validation(
+                *col_range("status"),
+                {
+                    "validate": "list",
+                    "source": f"={L.STATUS_LIST_NAME}",
+                    "input_title": "Status",
+                    "input_message": status_help,
+                    "error_title": "Not a status",
+                    "error_message": "Choose a status from the list (see the About sheet).",
+                    "error_type": "stop",
+                },
+            ),
+            f"Status dropdown on {ws.name}",
+        )
+        _ok(
+            ws.data_validation(
+                *col_range("lead"),
+                {
+                    "validate": "list",
+                    "source": f"={L.LEAD_LIST_NAME}",
+                    "input_title": "Lead",
+                    "input_message": "The lead role accountable for this action. Choose from the list.",
+                    "error_title": "Not a lead role",
+                    "error_message": "Choose a lead role from the list; ask the plan owner to add a new one.",
+                    "error_type": "stop",
+                },
+            ),
+            f"Lead dropdown on {ws.name}",
+        )
+        _ok(
+            ws.data_validation(
+                *col_range("due"),
+                {
+                    "validate": "date",
+                    "criteria": "between",
+                    "minimum": dt.date(2000, 1, 1),
+                    "maximum": dt.date(2099, 12, 31),
+                    "input_title": "Due date",
+                    "input_message": "A date such as 31/03/2015, or leave empty.",
+                    "error_title": "Not a date",
+                    "error_message": "Type a date such as 31/03/2015.",
+                    "error_type": "stop",
+                },
+            ),
+            f"Due date check on {ws.name}",
+        )
+        status_col = L.column_letter(L.column_index("status"))
+        first_a1, last_a1 = first + 1, last + 1
+        status_range = f"{status_col}{first_a1}:{status_col}{last_a1}"
+        for name, fmt in self._status_formats.items():
+            _ok(
+                ws.conditional_format(
+                    status_range,
+                    {"type": "cell", "criteria": "==", "value": _excel_string(name), "format": fmt},
+                ),
+                f"status colour on {ws.name}",
+            )
+        # The overdue rule is a formula, so it is right on the day the file is opened, not the day it was made.
+        due_col = L.column_letter(L.column_index("due"))
+        closed = [s.name for s in self.plan.statuses if s.closed]
+        open_test = ",".join(f"${status_col}{first_a1}<>{_excel_string(n)}" for n in closed) or "TRUE"
+        formula = f"=AND(ISNUMBER(${due_col}{first_a1}),${due_col}{first_a1}<TODAY(),{open_test})"
+        id_col = L.column_letter(0)
+        _ok(
+            ws.conditional_format(
+                f"{due_col}{first_a1}:{due_col}{last_a1}",
+                {
+                    "type": "formula",
+                    "criteria": formula,
+                    "format": self.fmt("overdue"),
+                    "multi_range": f"{id_col}{first_a1}:{id_col}{last_a1} {due_col}{first_a1}:{due_col}{last_a1}",
+                },
+            ),
+            f"overdue highlight on {ws.name}",
+        )
+
+    def glossary_sheet(self) -> None:
+        ws = self.wb.add_worksheet(L.GLOSSARY_SHEET)
+        for i, width in enumerate(L.GLOSSARY_WIDTHS):
+            ws.set_column(i, i, width)
+        for i, header in enumerate(L.GLOSSARY_HEADERS):
+            self.text(ws, 0, i, header, self.fmt("header"))
+        for row, entry in enumerate(self.plan.glossary, start=1):
+            self.text(ws, row, 0, entry.term, self.fmt("locked"))
+            if entry.definition:
+                self.text(ws, row, 1, entry.definition, self.fmt("locked_wrap"))
+            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(entry.definition, L.GLOSSARY_WIDTHS[1]))
+        ws.freeze_panes(1, 0)
+        self.page_setup(ws, repeat_row=0)
+        self.protect(ws)
+
+    def lists_sheet(self) -> None:
+        ws = self.wb.add_worksheet(L.LISTS_SHEET)
+        columns = [
+            ("Status", L.STATUS_LIST_NAME, self.plan.status_names()),
+            ("Lead", L.LEAD_LIST_NAME, self.plan.lead_names()),
+        ]
+        for c, (header, name, values) in enumerate(columns):
+            self.text(ws, 0, c, header)
+            for r, value in enumerate(values, start=1):
+                self.text(ws, r, c, value)
+            letter = L.column_letter(c)
+            end = max(len(values), 1) + 1
+            _ok(
+                self.wb.define_name(name, f"={L.quote_sheet(L.LISTS_SHEET)}!${letter}$2:${letter}${end}"),
+                f"defined name {name}",
+            )
+        ws.hide()
+        self.protect(ws)
+
+    def meta_sheet(self, meta: IssueMeta, key: bytes | None) -> None:
+        ws = self.wb.add_worksheet(L.META_SHEET)
+        for row, col, value in encode(meta, key):
+            self.text(ws, row, col, value)
+        ws.very_hidden()
+        self.protect(ws)
+
+    def set_properties(self) -> None:
+        naive = self.issued_at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        self.wb.set_properties(
+            {
+                "title": self.plan.title,
+                "subject": f"Domestic Abuse Action Plan, revision {self.plan.revision}",
+                "author": "daplan",
+                "company": self.plan.force,
+                "category": self.plan.classification,
+                "comments": f"Issued to {self.recipient}",
+                "created": naive,
+            }
+        )
+        self.wb.set_calc_mode("auto")
+
+    def close(self) -> None:
+        from xlsxwriter.exceptions import XlsxWriterException
+
+        try:
+            self.wb.close()
+        except (XlsxWriterException, OSError) as exc:
+            raise WorkbookWriteError(f"could not save the workbook: {exc}", file=self.wb.filename) from exc
+
+
+def _contrast(colour: str) -> str:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 150 else "#FFFFFF"
+
+
+def _excel_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _instructions(recipient: str) -> list[str]:
+    owner = recipient == "owner"
+    lines = [
+        "1. Each capability area has its own sheet (tabs at the bottom). Each row is one action.",
+        "2. Update the yellow cells: Response (what has been done, what is next), Target, Due, Lead, Status "
+        "and Notes. Pick Status and Lead from the dropdown lists.",
+        "3. Grey cells are fixed: ID, Ref and the Action text. Do not change the ID: it is how your update is "
+        "matched to the plan. You may sort, filter, resize and restyle as you like.",
+        "4. To propose a new action, add a row at the bottom of the table and leave its ID empty.",
+    ]
+    if owner:
+        lines.append("5. This is the owner's workbook of the whole plan.")
+    else:
+        lines.append(
+            "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner. "
+            "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
+        )
+    return lines
+
+
+def write_workbook(
+    plan: Plan,
+    path: str | os.PathLike[str],
+    *,
+    scope: Iterable[str] | None = None,
+    recipient: str = "owner",
+    key: bytes | None = None,
+    clock: Clock = utc_now,
+    issue_id: str | None = None,
+) -> IssueInfo:
+    """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None)."""
+    target = Path(path)
+    if target.is_dir():
+        raise WorkbookWriteError("this is a directory", file=target, hint="name an .xlsx file to write")
+    if not target.parent.exists():
+        raise WorkbookWriteError("folder does not exist", file=target, hint="create the folder first")
+    index = plan.action_index()
+    wanted = None if scope is None else set(scope)
+    if wanted is not None:
+        unknown = sorted(wanted - index.keys())
+        if unknown:
+            raise WorkbookWriteError(f"scope names actions not in the plan: {', '.join(unknown[:5])}")
+    sheets = [(area, _ordered_actions(area, wanted)) for area in plan.areas]
+    if wanted is not None:
+        sheets = [(area, actions) for area, actions in sheets if actions]
+    largest = max((len(a) for _, a in sheets), default=0)
+    if L.FIRST_DATA_ROW + largest > EXCEL_MAX_ROWS:
+        raise WorkbookWriteError(f"an area has {largest} actions; an Excel sheet holds at most {EXCEL_MAX_ROWS} rows")
+    ordered_scope = [a.id for _, actions in sheets for a in actions]
+    issued_at = clock()
+    issue = issue_id or str(uuid.uuid4())
+    meta = build_meta(plan, ordered_scope, recipient, issue, issued_at)
+
+    # Written beside the target and renamed into place, so a failure never leaves half a workbook.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = _WorkbookWriter(plan, tmp, recipient, issued_at)
+    try:
+        with warnings.catch_warnings():
+            # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.
+            warnings.simplefilter("error")
+            try:
+                writer.define_formats()
+                writer.set_properties()
+                writer.about_sheet(ordered_scope, sheets, issue)
+                for area, actions in sheets:
+                    writer.area_sheet(area, actions)
+                writer.glossary_sheet()
+                writer.lists_sheet()
+                writer.meta_sheet(meta, key)
+            except UserWarning as exc:
+                raise WorkbookWriteError(f"xlsxwriter refused part of the workbook: {exc}", file=target) from exc
+            writer.close()
+        os.replace(tmp, target)
+    except BaseException:
+        writer.wb.fileclosed = True  # nothing more to write; keeps xlsxwriter from warning at exit
+        tmp.unlink(missing_ok=True)
+        raise
+    return IssueInfo(target, issue, recipient, ordered_scope, issued_at, meta)
