@@ -189,6 +189,39 @@ def build(plan: Path, output: Path, key_file: Path | None) -> None:
     click.echo(f"Wrote {output}: {len(info.scope)} actions on {len(p.areas)} area sheets (issue {info.issue_id}).")
 
 
+@cli.command()
+@plan_argument
+@click.argument("returned", metavar="RETURN", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
+@click.option("--html", "html_file", type=click.Path(path_type=Path), help="Also write one self-contained HTML page.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when the return changes anything or has problems.")
+@key_file_option
+def diff(plan: Path, returned: Path, as_json: bool, html_file: Path | None, exit_code: bool, key_file: Path | None) -> None:
+    """Show what a returned workbook changes against the base it was issued from.
+
+    Each change is listed per action and field as old → new, then the findings: values that were not
+    accepted (unknown status or lead, formulas, bad dates, edits to fixed cells, rows outside the scope)
+    and rows added or deleted. Nothing is written to the plan.
+    """
+    from .diff import diff_return
+    from .diffview import render_html, render_text
+    from .planfile import atomic_write_bytes
+    from .signing import load_key
+
+    p = _load(plan)
+    key = load_key(key_file) if key_file else None
+    result = diff_return(returned, p, key)
+    if html_file is not None:
+        atomic_write_bytes(html_file, render_html(result).encode("utf-8"))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render_text(result, colour))
+    if exit_code and (result.changes or result.problems):
+        sys.exit(EXIT_ATTENTION)
+
+
 def main() -> None:
     cli(prog_name="daplan")
 

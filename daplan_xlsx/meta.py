@@ -12,12 +12,13 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from . import signing
+from . import normalise, signing
 from .layout import EDITABLE_FIELDS, FORMAT_VERSION, META_SHEET
 from .model import Action, Plan
 
@@ -88,7 +89,7 @@ def build_meta(
         issued_at=issued_at.isoformat(),
         scope=list(scope),
         base={i: [field_value(index[i], f) for f in EDITABLE_FIELDS] for i in scope},
-        locked={i: [index[i].ref, text_hash(index[i].action)] for i in scope},
+        locked={i: [normalise.text(index[i].ref), text_hash(normalise.text(index[i].action))] for i in scope},
         sheets={a.id: a.sheet for a in plan.areas},
     )
 
@@ -165,3 +166,20 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
         "tampered", meta, signed=True, signature_checked=True,
         problem="the signature does not match the owner's key: the metadata was altered or signed with another key",
     )
+
+
+def read_workbook_meta(path: str | os.PathLike[str], key: bytes | None = None) -> MetaReading:
+    """The issue metadata of a workbook file and its verdict ("missing" when the sheet is gone)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    try:
+        # LibreOffice turns a very hidden sheet into a hidden one, so the sheet is found by name only.
+        if META_SHEET not in wb.sheetnames:
+            return MetaReading("missing", None, problem=f"the workbook has no {META_SHEET} sheet")
+        ws = wb[META_SHEET]
+        ws.reset_dimensions()
+        rows = [list(r) for r in ws.iter_rows(max_col=2, max_row=FIRST_CHUNK_ROW + 100_000, values_only=True)]
+    finally:
+        wb.close()
+    return decode(rows, key)

@@ -129,8 +129,9 @@ class _WorkbookWriter:
         self.fmt("locked_wrap", bg_color=LOCKED_FILL, text_wrap=True, **border)
         self.fmt("local", bg_color=LOCAL_FILL, bold=True, **border)
         self.fmt("local_wrap", bg_color=LOCAL_FILL, text_wrap=True, **border)
-        self.fmt("edit", bg_color=EDITABLE_FILL, locked=False, **border)
-        self.fmt("edit_wrap", bg_color=EDITABLE_FILL, locked=False, text_wrap=True, **border)
+        # Editable text cells are formatted as Text, so "2015" or "31/03/2015" typed into Target stays text.
+        self.fmt("edit", bg_color=EDITABLE_FILL, locked=False, num_format="@", **border)
+        self.fmt("edit_wrap", bg_color=EDITABLE_FILL, locked=False, text_wrap=True, num_format="@", **border)
         self.fmt("edit_date", bg_color=EDITABLE_FILL, locked=False, num_format=L.DATE_FORMAT, **border)
         self.fmt("overdue", bg_color=OVERDUE_FILL, font_color="#9C0006", bold=True)
         self.fmt("key_edit", bg_color=EDITABLE_FILL, **border)

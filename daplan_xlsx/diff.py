@@ -1,0 +1,74 @@
+"""What a return changes against the base it was issued from (change detection only; rendering is apart)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import layout as L
+from .model import Plan
+from .reader import Finding, ReturnReading, read_return
+
+DIFF_FORMAT = 1
+
+
+@dataclass
+class Change:
+    action_id: str
+    field: str
+    old: str
+    new: str
+    sheet: str
+    cell: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class DiffResult:
+    reading: ReturnReading
+    changes: list[Change]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.reading.findings
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "problem"]
+
+    def as_json(self) -> dict[str, object]:
+        """The stable, documented JSON form (see README, "daplan diff --json")."""
+        meta = self.reading.meta
+        return {
+            "format": DIFF_FORMAT,
+            "file": str(self.reading.path),
+            "sha256": self.reading.sha256,
+            "comparison": "two-way" if self.reading.two_way else "three-way",
+            "metadata": meta.verdict,
+            "issue_id": self.reading.issue_id,
+            "recipient": self.reading.recipient,
+            "items": [c.as_dict() for c in self.changes],
+            "proposals": [asdict(p) for p in self.reading.proposals],
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def changes_of(reading: ReturnReading) -> list[Change]:
+    """Every editable field whose returned value differs from its base, in scope order then field order."""
+    out = []
+    for action_id in reading.scope:
+        row = reading.rows.get(action_id)
+        if row is None:
+            continue
+        base = reading.base.get(action_id, {})
+        for key in L.EDITABLE_FIELDS:
+            if key in row.values and row.values[key] != base.get(key, ""):
+                out.append(Change(action_id, key, base.get(key, ""), row.values[key], row.sheet, row.cells[key]))
+    return out
+
+
+def diff_return(path: str | Path, plan: Plan, key: bytes | None = None) -> DiffResult:
+    reading = read_return(path, plan, key)
+    return DiffResult(reading, changes_of(reading))
