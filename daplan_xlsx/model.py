@@ -40,6 +40,13 @@ def check_text(value: str) -> str:
     return value
 
 
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Stamps are kept in UTC, whole seconds: the same instant always saves as the same text."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(microsecond=0)
+
+
 Text = Annotated[str, AfterValidator(check_text)]
 Name = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_text)]
 Ident = Annotated[str, Field(pattern=_ID_PATTERN)]
@@ -78,7 +85,7 @@ class Action(_Model):
     due: dt.date | None = Field(None, description="optional due date")
     leads: list[Name] = Field(default_factory=list, description="lead roles, the primary first")
     status: Name = "Not started"
-    updated: dt.datetime | None = None
+    updated: Annotated[dt.datetime | None, AfterValidator(_utc)] = None
     updated_by: Text = ""
     notes: Text = ""
 
@@ -93,7 +100,9 @@ class Area(_Model):
 
     id: Ident
     name: Name
-    sheet: Annotated[str, Field(min_length=1, description="Excel sheet name: at most 31 characters")]
+    sheet: Annotated[
+        str, Field(min_length=1, description="Excel sheet name: at most 31 characters"), AfterValidator(check_text)
+    ]
     key_criteria: Text = Field("", description="the 'Key Criteria' heading of the capability")
     supporting_areas: list[Text] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,25 @@ class _Dumper(_BaseDumper):  # type: ignore[misc]
     pass
 
 
+class _PythonDumper(yaml.SafeDumper):
+    pass
+
+
+# libyaml escapes characters beyond the Basic Multilingual Plane and the Unicode line breaks (\U, \N, \L,
+# \P) where the pure-Python emitter writes them as they are; such plans are always saved by the latter, so
+# the bytes never depend on whether libyaml is installed.
+_C_ONLY_ESCAPES = re.compile(r"\\[UNLP]")
+
+
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 def _represent_str(dumper: Any, value: str) -> Any:
-    style = "|" if "\n" in value else None
+    # Unicode line breaks would be read back as newlines from any other style: double quotes escape them.
+    if any(ch in value for ch in _UNICODE_BREAKS):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -39,8 +57,9 @@ def _represent_datetime(dumper: Any, value: dt.datetime) -> Any:
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())
 
 
-_Dumper.add_representer(str, _represent_str)
-_Dumper.add_representer(dt.datetime, _represent_datetime)
+for _dumper in (_Dumper, _PythonDumper):
+    _dumper.add_representer(str, _represent_str)
+    _dumper.add_representer(dt.datetime, _represent_datetime)
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -124,7 +143,39 @@ def loads_plan(text: str, source: object = "<plan>") -> Plan:
         ) from exc
     except yaml.YAMLError as exc:
         raise PlanFileError(f"YAML error: {exc}", file=source) from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        # PyYAML's date constructor raises plain exceptions for a date that does not exist (2014-02-30).
+        raise PlanFileError(
+            f"a value that looks like a date is not a valid date ({exc})",
+            file=source,
+            where=_bad_timestamp_line(text),
+            hint="write dates as YYYY-MM-DD with a real day and month",
+        ) from exc
     return parse_plan(data, source)
+
+
+def _bad_timestamp_line(text: str) -> str | None:
+    """The line of the first timestamp-tagged scalar PyYAML cannot construct."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    stack = [root] if root is not None else []
+    constructor = yaml.SafeLoader("")
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                try:
+                    constructor.construct_yaml_timestamp(node)
+                except (ValueError, TypeError, AttributeError):
+                    return f"line {node.start_mark.line + 1}"
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.extend((k, v))
+    return None
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
@@ -148,15 +199,11 @@ def _prune(value: Any, top: bool = False) -> Any:
 
 def dumps_plan(plan: Plan) -> str:
     data = _prune(plan.model_dump(mode="python"), top=True)
-    return yaml.dump(
-        data,
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=4096,
-        indent=2,
-    )
+    options: dict[str, Any] = dict(sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2)
+    text: str = yaml.dump(data, Dumper=_Dumper, **options)
+    if _Dumper is not _PythonDumper and _C_ONLY_ESCAPES.search(text):
+        text = yaml.dump(data, Dumper=_PythonDumper, **options)
+    return text
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

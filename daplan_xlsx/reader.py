@@ -345,6 +345,10 @@ def _read_row(
             continue
         if key not in L.EDITABLE_FIELDS:
             continue
+        if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and base[action_id].get(key):
+            header = L.COLUMN_BY_KEY[key].header
+            findings.append(Finding(f"unknown-{key}", f"{header} was cleared; choose a value from the list", sheet, ref, action_id))
+            continue
         try:
             got.values[key] = normalise_field(key, value, plan, container.epoch1904)
             got.cells[key] = ref

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from .errors import TemplateNotFound
@@ -16,13 +16,15 @@ _CHECKOUT = Path(__file__).resolve().parent.parent
 def _folder(package: str, checkout_name: str) -> Path:
     # Installed from a wheel, templates/ and examples/ are the sub-packages daplan_xlsx.templates_data and
     # daplan_xlsx.examples_data (see pyproject.toml); in a checkout they stand beside the package.
+    # They have no __init__.py, so they are namespace packages: ask the import system where they live.
     try:
-        found = resources.files(package)
-        path = Path(str(found))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if Path(location).is_dir():
+                return Path(location)
     return _CHECKOUT / checkout_name
 
 

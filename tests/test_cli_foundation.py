@@ -1,0 +1,364 @@
+"""The foundation commands of `daplan`: new, validate, show, schema, keygen, help, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from conftest import ROOT, make_plan
+
+from daplan_xlsx import templates
+from daplan_xlsx.cli import cli
+from daplan_xlsx.errors import DaplanError, PlanInvalid
+from daplan_xlsx.model import plan_problems
+from daplan_xlsx.planfile import dumps_plan, load_plan, save_plan
+
+HMIC = ROOT / "templates" / "hmic-2014.yaml"
+needs_hmic = pytest.mark.skipif(not HMIC.is_file(), reason="templates/hmic-2014.yaml does not exist yet")
+
+
+def run(*args: Any) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="daplan")
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    """Exit 2 and exactly one `Error: …` line on stderr, no traceback."""
+    assert result.exit_code == 2, result.output
+    err = result.stderr
+    assert err.startswith("Error: "), err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in err
+    return err
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    path = tmp_path / "good.yaml"
+    save_plan(make_plan(), path)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    """A plan file with an unknown status on its second action."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(dumps_plan(make_plan()).replace("status: On track", "status: Green"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def mini_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A templates folder with one small template, `mini`, made from the conftest plan."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    save_plan(make_plan(), folder / "mini.yaml")
+    monkeypatch.setattr(templates, "templates_dir", lambda: folder)
+    return folder
+
+
+# --- new ------------------------------------------------------------------------------------------------
+
+
+@needs_hmic
+def test_new_from_the_hmic_template(tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    result = run("new", "--template", "hmic-2014", "--force", "North Wales Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.stdout
+    plan = load_plan(out)
+    assert plan_problems(plan) == []
+    assert plan.force == "North Wales Police"
+    assert "North Wales Police" in plan.title
+    assert plan.revision == 1
+    assert plan.published is None
+    assert len(plan.areas) == 6
+    actions = [action for _, action in plan.iter_actions()]
+    assert actions, "the template's national actions are carried over"
+    assert all(a.response == "" for a in actions)
+    assert all(a.status == plan.statuses[0].name for a in actions)
+    assert all(a.updated is None and a.updated_by == "" for a in actions)
+    assert plan.id != templates.load_template("hmic-2014").id
+
+
+def test_new_from_a_template(tmp_path: Path, mini_templates: Path) -> None:
+    """Works from any bundled template: fresh id, the force's title, responses and progress cleared."""
+    out = tmp_path / "plan.yaml"
+    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    plan = load_plan(out)
+    template = make_plan()
+    assert plan.force == "Gwent Police"
+    assert plan.title == "Gwent Police Domestic Abuse Action Plan"
+    assert plan.id.startswith("plan-") and plan.id != template.id
+    assert [a.id for _, a in plan.iter_actions()] == [a.id for _, a in template.iter_actions()]
+    assert all(
+        a.response == "" and a.status == "Not started" and a.due is None for _, a in plan.iter_actions()
+    )
+    assert out.read_text(encoding="utf-8") == dumps_plan(plan)
+
+    second = tmp_path / "second.yaml"
+    assert run("new", "-t", "mini", "--force", "Gwent Police", "-o", second).exit_code == 0
+    assert load_plan(second).id != plan.id, "every new plan gets its own id"
+
+
+def test_new_refuses_to_overwrite(tmp_path: Path, mini_templates: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    out.write_text("my precious plan\n", encoding="utf-8")
+    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out)
+    assert_one_line_error(result, str(out), "already exists")
+    assert out.read_text(encoding="utf-8") == "my precious plan\n"
+
+
+def test_new_overwrites_when_asked(tmp_path: Path, mini_templates: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    out.write_text("old\n", encoding="utf-8")
+    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert load_plan(out).force == "Gwent Police"
+
+
+def test_new_list_templates_in_a_folder(mini_templates: Path) -> None:
+    result = run("new", "--list-templates")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"mini\t{make_plan().title}\n"
+
+
+@needs_hmic
+def test_new_list_templates_shows_hmic() -> None:
+    result = run("new", "--list-templates")
+    assert result.exit_code == 0, result.output
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert "hmic-2014" in names
+
+
+def test_new_with_an_unknown_template(tmp_path: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    result = run("new", "--template", "no-such-template", "--force", "X", "-o", out)
+    assert_one_line_error(result, "no-such-template", "--list-templates")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args", [["--force", "X"], ["-o", "plan.yaml"], []], ids=["no-output", "no-force", "nothing"]
+)
+def test_new_without_force_or_output_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["new", *args], prog_name="daplan")
+    assert result.exit_code == 2
+    assert "Usage:" in result.stderr
+    assert not (tmp_path / "plan.yaml").exists()
+
+
+# --- validate -------------------------------------------------------------------------------------------
+
+
+def test_validate_a_good_plan(good: Path) -> None:
+    result = run("validate", good)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{good}: valid")
+    assert result.stderr == ""
+
+
+def test_validate_a_bad_plan(bad: Path) -> None:
+    result = run("validate", bad)
+    err = assert_one_line_error(result, str(bad), "areas[0].actions[1].status", "'Green'")
+    assert "not in the plan's statuses" in err
+
+
+def test_validate_several_files_reports_each(good: Path, bad: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    result = run("validate", good, bad, missing)
+    assert result.exit_code == 2
+    assert f"{good}: valid" in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("Error: ") for line in lines)
+    assert str(bad) in lines[0] and str(missing) in lines[1]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"id: p\ntitle: T\n  revision: 2\n", "line 3"),
+        (b"\x00\x01\x02binary", "binary"),
+        (b"title: caf\xe9\n", "UTF-8"),
+        (b"", "does not hold a plan"),
+        (b"- a\n- b\n", "does not hold a plan"),
+    ],
+    ids=["yaml-syntax", "binary", "not-utf8", "empty", "list"],
+)
+def test_validate_unreadable_files(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_bytes(content)
+    assert_one_line_error(run("validate", path), str(path), fragment)
+
+
+def test_validate_a_directory(tmp_path: Path) -> None:
+    assert_one_line_error(run("validate", tmp_path), str(tmp_path), "directory")
+
+
+def test_validate_a_plan_with_an_impossible_date(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(dumps_plan(make_plan()).replace("due: 2015-03-31", "due: 2015-02-30"), encoding="utf-8")
+    assert_one_line_error(run("validate", path), str(path))
+
+
+def test_validate_needs_a_file() -> None:
+    result = run("validate")
+    assert result.exit_code == 2
+    assert "Usage:" in result.stderr
+
+
+# --- show and schema ------------------------------------------------------------------------------------
+
+
+def test_show_prints_a_summary(good: Path) -> None:
+    result = run("show", good)
+    assert result.exit_code == 0, result.output
+    plan = make_plan()
+    assert result.stdout.startswith(f"{plan.title} (revision 1, OFFICIAL)\n")
+    assert "Force: Test Constabulary" in result.stdout
+    for area, action in plan.iter_actions():
+        assert f"[{area.sheet}]" in result.stdout
+        assert action.id in result.stdout
+
+
+def test_show_json_is_the_canonical_model_dump(good: Path) -> None:
+    result = run("show", good, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads(make_plan().model_dump_json())
+
+
+def test_show_json_names_are_canonical(good: Path) -> None:
+    data = json.loads(run("show", "--json", good).stdout)
+    assert {"title", "force", "published", "classification", "revision", "background"} <= set(data)
+    assert {"statuses", "leads", "areas", "glossary"} <= set(data)
+    action = data["areas"][0]["actions"][0]
+    assert {"id", "ref", "kind", "action", "response", "target", "due", "leads", "status"} <= set(action)
+    assert {"updated", "updated_by", "notes"} <= set(action)
+
+
+def test_show_a_bad_file(bad: Path) -> None:
+    assert_one_line_error(run("show", bad), str(bad), "areas[0].actions[1].status")
+
+
+def test_show_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    assert_one_line_error(run("show", path), str(path), "not found")
+
+
+def test_schema() -> None:
+    result = run("schema")
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert "properties" in schema
+    assert "areas" in schema["properties"]
+    assert schema.get("additionalProperties") is False
+
+
+def test_schema_accepts_the_yaml_plan_shape(good: Path) -> None:
+    """Every top-level key of a saved plan is a property of the schema."""
+    schema = json.loads(run("schema").stdout)
+    data = yaml.safe_load(good.read_text(encoding="utf-8"))
+    assert set(data) <= set(schema["properties"])
+
+
+# --- --debug --------------------------------------------------------------------------------------------
+
+
+def test_debug_raises_instead_of_the_one_liner(bad: Path) -> None:
+    result = run("--debug", "show", bad)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, DaplanError)
+    assert isinstance(result.exception, PlanInvalid)
+    assert not result.stderr.startswith("Error: ")
+
+
+def test_without_debug_no_exception_escapes(bad: Path) -> None:
+    result = run("show", bad)
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+
+
+# --- keygen ---------------------------------------------------------------------------------------------
+
+
+def test_keygen_writes_a_private_key_and_never_overwrites(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    result = run("keygen", "-o", key)
+    assert result.exit_code == 0, result.output
+    content = key.read_bytes()
+    assert content.startswith(b"daplan-key-v1:")
+    assert len(content.strip()) > len(b"daplan-key-v1:") + 32
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+    again = run("keygen", "-o", key)
+    assert_one_line_error(again, str(key), "already exists")
+    assert key.read_bytes() == content
+
+
+def test_two_keys_differ(tmp_path: Path) -> None:
+    run("keygen", "-o", tmp_path / "a")
+    run("keygen", "-o", tmp_path / "b")
+    assert (tmp_path / "a").read_bytes() != (tmp_path / "b").read_bytes()
+
+
+def test_keygen_needs_an_output() -> None:
+    result = run("keygen")
+    assert result.exit_code == 2
+    assert "Usage:" in result.stderr
+
+
+# --- help and usage errors ------------------------------------------------------------------------------
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_the_foundation_commands_exist() -> None:
+    assert {"new", "validate", "show", "schema", "keygen"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_group_help_mentions_every_command(flag: str) -> None:
+    result = run(flag)
+    assert result.exit_code == 0, result.output
+    assert "Usage: daplan" in result.stdout
+    for name in COMMANDS:
+        assert name in result.stdout, name
+
+
+def test_group_without_a_command_shows_usage() -> None:
+    result = run()
+    assert result.exit_code in (0, 2)
+    assert "Usage: daplan" in result.output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_help(name: str) -> None:
+    result = run(name, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"Usage: daplan {name}" in result.stdout
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert "daplan" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["no-such-command"], ["--no-such-option"], ["show"], ["show", "p.yaml", "--bogus"], ["schema", "extra"]],
+    ids=["unknown-command", "unknown-option", "missing-argument", "unknown-command-option", "extra-argument"],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.stderr or "Error:" in result.stderr
+    assert "Traceback" not in result.output
