@@ -107,11 +107,15 @@ def new(
     if not force_name or output is None:
         raise click.UsageError("give --force NAME and -o PLAN.yaml (or --list-templates)")
     if output.exists() and not overwrite:
-        raise OutputExists("the plan file already exists", file=output, hint="choose another path or pass --overwrite")
+        raise OutputExists(
+            "the plan file already exists", file=output, hint="choose another path or pass --overwrite"
+        )
     plan = templates.new_plan(template, force_name)
     save_plan(plan, output)
     n = len(plan.iter_actions())
-    click.echo(f"Wrote {output}: {len(plan.areas)} areas, {n} actions. Next: add leads, then `daplan validate`.")
+    click.echo(
+        f"Wrote {output}: {len(plan.areas)} areas, {n} actions. Next: add leads, then `daplan validate`."
+    )
 
 
 @cli.command()
@@ -186,17 +190,23 @@ def build(plan: Path, output: Path, key_file: Path | None) -> None:
     p = _load(plan)
     key = load_key(key_file) if key_file else None
     info = write_workbook(p, output, key=key)
-    click.echo(f"Wrote {output}: {len(info.scope)} actions on {len(p.areas)} area sheets (issue {info.issue_id}).")
+    click.echo(
+        f"Wrote {output}: {len(info.scope)} actions on {len(p.areas)} area sheets (issue {info.issue_id})."
+    )
 
 
 @cli.command()
 @plan_argument
 @click.argument("returned", metavar="RETURN", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
-@click.option("--html", "html_file", type=click.Path(path_type=Path), help="Also write one self-contained HTML page.")
+@click.option(
+    "--html", "html_file", type=click.Path(path_type=Path), help="Also write one self-contained HTML page."
+)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when the return changes anything or has problems.")
 @key_file_option
-def diff(plan: Path, returned: Path, as_json: bool, html_file: Path | None, exit_code: bool, key_file: Path | None) -> None:
+def diff(
+    plan: Path, returned: Path, as_json: bool, html_file: Path | None, exit_code: bool, key_file: Path | None
+) -> None:
     """Show what a returned workbook changes against the base it was issued from.
 
     Each change is listed per action and field as old → new, then the findings: values that were not

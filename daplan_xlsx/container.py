@@ -66,7 +66,9 @@ def _sniff_not_zip(path: Path, head: bytes) -> ReturnUnreadable:
     if head.startswith(b"{\\rtf"):
         return _refuse("this is an RTF document, not a workbook", path)
     if head.startswith(b"%PDF"):
-        return _refuse("this is a PDF, not a workbook", path, "send the .xlsx that was issued, not a printout")
+        return _refuse(
+            "this is a PDF, not a workbook", path, "send the .xlsx that was issued, not a printout"
+        )
     try:
         sample = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -90,7 +92,9 @@ def open_container(path: Path) -> Container:
     if size == 0:
         raise _refuse("the file is empty", path)
     if size > MAX_FILE_BYTES:
-        raise _refuse(f"the file is {size // 1048576} MiB; a return is at most {MAX_FILE_BYTES // 1048576} MiB", path)
+        raise _refuse(
+            f"the file is {size // 1048576} MiB; a return is at most {MAX_FILE_BYTES // 1048576} MiB", path
+        )
     with path.open("rb") as fh:
         head = fh.read(4096)
     if not head.startswith(b"PK"):
@@ -107,7 +111,9 @@ def _check_package(path: Path, zf: zipfile.ZipFile) -> Container:
     infos = zf.infolist()
     names = {i.filename for i in infos}
     if len(infos) > MAX_MEMBERS:
-        raise _refuse(f"the package has {len(infos)} parts; at most {MAX_MEMBERS} are read (a zip bomb?)", path)
+        raise _refuse(
+            f"the package has {len(infos)} parts; at most {MAX_MEMBERS} are read (a zip bomb?)", path
+        )
     total = sum(i.file_size for i in infos)
     if total > MAX_TOTAL_UNCOMPRESSED:
         raise _refuse(
@@ -131,7 +137,9 @@ def _check_package(path: Path, zf: zipfile.ZipFile) -> Container:
                 "in LibreOffice use File > Save As and choose Excel 2007-365 (.xlsx)",
             )
     if any(n.startswith("Index/") and n.endswith(".iwa") for n in names):
-        raise _refuse("this is an Apple Numbers file", path, "in Numbers use File > Export To > Excel (.xlsx)")
+        raise _refuse(
+            "this is an Apple Numbers file", path, "in Numbers use File > Export To > Excel (.xlsx)"
+        )
     if "word/document.xml" in names:
         raise _refuse("this is a Word document (.docx), not a workbook", path)
     if "ppt/presentation.xml" in names:
@@ -222,6 +230,10 @@ def formula_cells(path: Path, part: str) -> dict[str, str]:
 
 
 def _unescape(s: str) -> str:
-    return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace(
-        "&amp;", "&"
+    return (
+        s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", '"')
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
     )

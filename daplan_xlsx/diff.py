@@ -65,7 +65,9 @@ def changes_of(reading: ReturnReading) -> list[Change]:
         base = reading.base.get(action_id, {})
         for key in L.EDITABLE_FIELDS:
             if key in row.values and row.values[key] != base.get(key, ""):
-                out.append(Change(action_id, key, base.get(key, ""), row.values[key], row.sheet, row.cells[key]))
+                out.append(
+                    Change(action_id, key, base.get(key, ""), row.values[key], row.sheet, row.cells[key])
+                )
     return out
 
 

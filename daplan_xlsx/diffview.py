@@ -62,8 +62,10 @@ def inline_diff(old: str, new: str, colour: bool) -> str:
 def render_text(result: DiffResult, colour: bool) -> str:
     r = result.reading
     lines = []
-    kind = "two-way comparison against the current plan (no intact issue metadata)" if r.two_way else (
-        f"three-way: against the base issued to {r.recipient} (issue {r.issue_id})"
+    kind = (
+        "two-way comparison against the current plan (no intact issue metadata)"
+        if r.two_way
+        else (f"three-way: against the base issued to {r.recipient} (issue {r.issue_id})")
     )
     lines.append(f"{r.path.name}: {kind}")
     lines.append(f"metadata: {r.meta.verdict}" + (f" ({r.meta.problem})" if r.meta.problem else ""))
@@ -74,9 +76,15 @@ def render_text(result: DiffResult, colour: bool) -> str:
         if change.action_id != current:
             current = change.action_id
             lines.append("")
-            lines.append(click.style(f"{change.action_id}  ({change.sheet})", bold=True) if colour else f"{change.action_id}  ({change.sheet})")
+            lines.append(
+                click.style(f"{change.action_id}  ({change.sheet})", bold=True)
+                if colour
+                else f"{change.action_id}  ({change.sheet})"
+            )
         label = f"  {L.COLUMN_BY_KEY[change.field].header} {change.cell}: "
-        if L.COLUMN_BY_KEY[change.field].type == "text" and (len(change.old) + len(change.new) > 60 or "\n" in change.old + change.new):
+        if L.COLUMN_BY_KEY[change.field].type == "text" and (
+            len(change.old) + len(change.new) > 60 or "\n" in change.old + change.new
+        ):
             body = inline_diff(change.old, change.new, colour)
         else:
             old = change.old or "(empty)"
@@ -99,7 +107,9 @@ def render_text(result: DiffResult, colour: bool) -> str:
             tag = "problem" if f.severity == "problem" else "warning"
             head = f"  {tag}: {where + ': ' if where else ''}"
             styled = click.style(tag, fg="red" if tag == "problem" else "yellow") if colour else tag
-            wrapped = textwrap.wrap(head + f.message, WIDTH, subsequent_indent="      ", break_on_hyphens=False)
+            wrapped = textwrap.wrap(
+                head + f.message, WIDTH, subsequent_indent="      ", break_on_hyphens=False
+            )
             wrapped[0] = wrapped[0].replace(tag, styled, 1)
             lines.extend(wrapped)
     lines.append("")
@@ -130,7 +140,11 @@ def _html_diff(old: str, new: str) -> str:
 def render_html(result: DiffResult) -> str:
     r = result.reading
     e = html.escape
-    kind = "Two-way comparison against the current plan" if r.two_way else f"Three-way: against the base issued to {e(r.recipient)}"
+    kind = (
+        "Two-way comparison against the current plan"
+        if r.two_way
+        else f"Three-way: against the base issued to {e(r.recipient)}"
+    )
     rows = "".join(
         f"<tr><td>{e(c.action_id)}</td><td>{e(L.COLUMN_BY_KEY[c.field].header)}</td><td>{e(c.sheet)}!{e(c.cell)}</td>"
         f"<td class=text>{_html_diff(c.old, c.new)}</td></tr>"

@@ -146,7 +146,7 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
         payload = zlib.decompress(base64.b64decode(blob, validate=True))
     except (binascii.Error, zlib.error, ValueError):
         return tampered("the metadata cannot be decoded")
-    if not signing.checksum(payload) == _cell(rows, _ROWS["checksum"], 1):
+    if signing.checksum(payload) != _cell(rows, _ROWS["checksum"], 1):
         return tampered("the metadata checksum does not match: the metadata sheet was edited")
     try:
         data = json.loads(payload)
@@ -154,7 +154,9 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
     except (ValueError, TypeError) as exc:
         return tampered(f"the metadata is not in the expected form ({exc})")
     if meta.format > FORMAT_VERSION:
-        return tampered(f"metadata format {meta.format} is newer than this daplan understands; upgrade daplan")
+        return tampered(
+            f"metadata format {meta.format} is newer than this daplan understands; upgrade daplan"
+        )
     signature = _cell(rows, _ROWS["signature"], 1)
     if not signature:
         return MetaReading("unsigned", meta)
@@ -163,7 +165,10 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
     if signing.signature_ok(key, payload, signature):
         return MetaReading("intact", meta, signed=True, signature_checked=True)
     return MetaReading(
-        "tampered", meta, signed=True, signature_checked=True,
+        "tampered",
+        meta,
+        signed=True,
+        signature_checked=True,
         problem="the signature does not match the owner's key: the metadata was altered or signed with another key",
     )
 

@@ -101,7 +101,9 @@ class Area(_Model):
     id: Ident
     name: Name
     sheet: Annotated[
-        str, Field(min_length=1, description="Excel sheet name: at most 31 characters"), AfterValidator(check_text)
+        str,
+        Field(min_length=1, description="Excel sheet name: at most 31 characters"),
+        AfterValidator(check_text),
     ]
     key_criteria: Text = Field("", description="the 'Key Criteria' heading of the capability")
     supporting_areas: list[Text] = Field(default_factory=list)
@@ -214,9 +216,7 @@ def plan_problems(plan: Plan) -> list[tuple[str, str]]:
             else:
                 seen_ids[action.id] = here
             if action.status not in status_set:
-                problems.append(
-                    (f"{here}.status", f"status {action.status!r} is not in the plan's statuses")
-                )
+                problems.append((f"{here}.status", f"status {action.status!r} is not in the plan's statuses"))
             for li, lead in enumerate(action.leads):
                 if lead not in lead_set:
                     problems.append(

@@ -7,6 +7,7 @@ same text as the pure-Python ones and are many times faster on large plans.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -27,7 +28,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc]
+class _Dumper(_BaseDumper):
     pass
 
 
@@ -133,7 +134,7 @@ def read_plan_text(path: Path) -> str:
 
 def loads_plan(text: str, source: object = "<plan>") -> Plan:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
@@ -199,7 +200,9 @@ def _prune(value: Any, top: bool = False) -> Any:
 
 def dumps_plan(plan: Plan) -> str:
     data = _prune(plan.model_dump(mode="python"), top=True)
-    options: dict[str, Any] = dict(sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2)
+    options: dict[str, Any] = dict(
+        sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2
+    )
     text: str = yaml.dump(data, Dumper=_Dumper, **options)
     if _Dumper is not _PythonDumper and _C_ONLY_ESCAPES.search(text):
         text = yaml.dump(data, Dumper=_PythonDumper, **options)
@@ -219,10 +222,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.chmod(tmp, target.stat().st_mode & 0o777)
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:
         dir_fd = os.open(target.parent or ".", os.O_RDONLY)

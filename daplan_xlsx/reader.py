@@ -104,7 +104,9 @@ def normalise_field(key: str, value: object, plan: Plan, epoch1904: bool = False
 
 def plan_base(plan: Plan, action_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     index = plan.action_index()
-    return {i: {k: _base_norm(k, field_value(index[i], k), plan) for k in L.EDITABLE_FIELDS} for i in action_ids}
+    return {
+        i: {k: _base_norm(k, field_value(index[i], k), plan) for k in L.EDITABLE_FIELDS} for i in action_ids
+    }
 
 
 def _base_norm(key: str, value: str, plan: Plan) -> str:
@@ -121,7 +123,9 @@ def _open_calamine(container: Container) -> Any:
     try:
         return python_calamine.CalamineWorkbook.from_path(str(container.path))
     except Exception as exc:  # calamine raises its own hierarchy; any failure here means unreadable
-        raise ReturnUnreadable(f"the workbook cannot be read ({type(exc).__name__}: {exc})", file=container.path) from exc
+        raise ReturnUnreadable(
+            f"the workbook cannot be read ({type(exc).__name__}: {exc})", file=container.path
+        ) from exc
 
 
 def _rows(wb: Any, name: str, path: Path) -> list[list[Any]]:
@@ -169,7 +173,11 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
     findings: list[Finding] = []
     if container.macro_enabled:
         findings.append(
-            Finding("macros", "the workbook contains macros; values were read and the macros ignored", severity="warning")
+            Finding(
+                "macros",
+                "the workbook contains macros; values were read and the macros ignored",
+                severity="warning",
+            )
         )
     meta = read_meta(wb, p, key)
     if meta.meta is not None and meta.meta.plan_id != plan.id:
@@ -218,31 +226,60 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
         header = _find_header(sheet_rows)
         if header is None:
             if name in expected_sheets:
-                findings.append(Finding("no-header", "the action table's header row (ID, Ref, Action, …) is gone", sheet=name))
+                findings.append(
+                    Finding(
+                        "no-header", "the action table's header row (ID, Ref, Action, …) is gone", sheet=name
+                    )
+                )
             else:
-                findings.append(Finding("sheet-ignored", "not an area sheet; ignored", sheet=name, severity="warning"))
+                findings.append(
+                    Finding("sheet-ignored", "not an area sheet; ignored", sheet=name, severity="warning")
+                )
             continue
         header_row, cols = header
         area_sheets += 1
         if name not in expected_sheets:
             findings.append(
-                Finding("sheet-renamed", "an area sheet under a new name; read by its header and IDs", sheet=name, severity="warning")
+                Finding(
+                    "sheet-renamed",
+                    "an area sheet under a new name; read by its header and IDs",
+                    sheet=name,
+                    severity="warning",
+                )
             )
         _check_merged(wb, name, header_row, p)
         formulas = formula_cells(p, container.sheet_parts[name]) if name in container.sheet_parts else {}
-        for key in L.EDITABLE_FIELDS:
-            if key not in cols:
-                header_text = L.COLUMN_BY_KEY[key].header
+        for editable in L.EDITABLE_FIELDS:
+            if editable not in cols:
+                header_text = L.COLUMN_BY_KEY[editable].header
                 findings.append(
-                    Finding("column-missing", f"no {header_text!r} column: those values were not read", sheet=name, severity="warning")
+                    Finding(
+                        "column-missing",
+                        f"no {header_text!r} column: those values were not read",
+                        sheet=name,
+                        severity="warning",
+                    )
                 )
         for r in range(header_row + 1, len(sheet_rows)):
             row = sheet_rows[r]
             if not any(v not in ("", None) for v in row):
                 continue
             _read_row(
-                plan, container, name, r, row, cols, formulas, scope_set, plan_ids, base, locked,
-                rows, duplicates, proposals, findings,
+                plan,
+                container,
+                name,
+                r,
+                row,
+                cols,
+                formulas,
+                scope_set,
+                plan_ids,
+                base,
+                locked,
+                rows,
+                duplicates,
+                proposals,
+                findings,
             )
     if area_sheets == 0:
         raise ReturnUnreadable(
@@ -255,7 +292,11 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
     for action_id in scope:
         if action_id not in rows and action_id not in duplicates:
             findings.append(
-                Finding("row-deleted", f"action {action_id} is missing from the workbook (row deleted or ID changed)", action_id=action_id)
+                Finding(
+                    "row-deleted",
+                    f"action {action_id} is missing from the workbook (row deleted or ID changed)",
+                    action_id=action_id,
+                )
             )
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     return ReturnReading(p, digest, meta, two_way, scope, base, rows, proposals, findings)
@@ -306,48 +347,92 @@ def _read_row(
         if values:
             proposals.append(Proposal(sheet, r + 1, values))
             findings.append(
-                Finding("new-row", "a row without an ID: a proposed new action", sheet, cell_ref(r, 0), severity="warning")
+                Finding(
+                    "new-row",
+                    "a row without an ID: a proposed new action",
+                    sheet,
+                    cell_ref(r, 0),
+                    severity="warning",
+                )
             )
         return
     if action_id in rows or action_id in duplicates:
         first = rows.get(action_id)
         where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})" if first else ""
         findings.append(
-            Finding("duplicate-id", f"ID {action_id} appears more than once{where}; neither row was read", sheet, id_ref, action_id)
+            Finding(
+                "duplicate-id",
+                f"ID {action_id} appears more than once{where}; neither row was read",
+                sheet,
+                id_ref,
+                action_id,
+            )
         )
         duplicates.add(action_id)
         return
     if action_id not in plan_ids:
-        findings.append(Finding("unknown-id", f"ID {action_id!r} is not in the plan (was it changed?)", sheet, id_ref))
+        findings.append(
+            Finding("unknown-id", f"ID {action_id!r} is not in the plan (was it changed?)", sheet, id_ref)
+        )
         return
     if action_id not in scope:
         findings.append(
-            Finding("out-of-scope", f"action {action_id} was not issued in this workbook; its row was not read", sheet, id_ref, action_id)
+            Finding(
+                "out-of-scope",
+                f"action {action_id} was not issued in this workbook; its row was not read",
+                sheet,
+                id_ref,
+                action_id,
+            )
         )
         return
     got = ReturnedRow(action_id, sheet, r + 1)
     for key, c in cols.items():
         ref = cell_ref(r, c)
         if ref in formulas:
-            findings.append(Finding("formula", f"a formula, not a value: {formulas[ref]}", sheet, ref, action_id))
+            findings.append(
+                Finding("formula", f"a formula, not a value: {formulas[ref]}", sheet, ref, action_id)
+            )
             continue
         value = row[c] if c < len(row) else None
         if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
-            findings.append(Finding("too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}", sheet, ref, action_id))
+            findings.append(
+                Finding(
+                    "too-long",
+                    f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}",
+                    sheet,
+                    ref,
+                    action_id,
+                )
+            )
             continue
         if key in L.LOCKED_FIELDS and action_id in locked:
             was_ref, was_hash = locked[action_id]
             now = N.text(value)
             if (key == "ref" and now != was_ref) or (key == "action" and text_hash(now) != was_hash):
                 findings.append(
-                    Finding("locked-changed", f"the {L.COLUMN_BY_KEY[key].header} is fixed; the change was not read", sheet, ref, action_id)
+                    Finding(
+                        "locked-changed",
+                        f"the {L.COLUMN_BY_KEY[key].header} is fixed; the change was not read",
+                        sheet,
+                        ref,
+                        action_id,
+                    )
                 )
             continue
         if key not in L.EDITABLE_FIELDS:
             continue
         if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and base[action_id].get(key):
             header = L.COLUMN_BY_KEY[key].header
-            findings.append(Finding(f"unknown-{key}", f"{header} was cleared; choose a value from the list", sheet, ref, action_id))
+            findings.append(
+                Finding(
+                    f"unknown-{key}",
+                    f"{header} was cleared; choose a value from the list",
+                    sheet,
+                    ref,
+                    action_id,
+                )
+            )
             continue
         try:
             got.values[key] = normalise_field(key, value, plan, container.epoch1904)
@@ -355,5 +440,7 @@ def _read_row(
         except N.DateProblem as exc:
             findings.append(Finding("bad-date", str(exc), sheet, ref, action_id))
         except ValueError as exc:
-            findings.append(Finding(f"unknown-{key}", f"{L.COLUMN_BY_KEY[key].header}: {exc}", sheet, ref, action_id))
+            findings.append(
+                Finding(f"unknown-{key}", f"{L.COLUMN_BY_KEY[key].header}: {exc}", sheet, ref, action_id)
+            )
     rows[action_id] = got

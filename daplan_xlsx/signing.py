@@ -20,7 +20,9 @@ def write_key(path: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise OutputExists(
-            "a key file already exists here", file=path, hint="keep it, or delete it first if you mean to replace it"
+            "a key file already exists here",
+            file=path,
+            hint="keep it, or delete it first if you mean to replace it",
         ) from exc
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(_PREFIX + key.hex() + "\n")

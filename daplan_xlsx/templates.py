@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 import importlib.util
+import uuid
 from pathlib import Path
 
 from .errors import TemplateNotFound

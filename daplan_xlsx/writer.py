@@ -151,9 +151,11 @@ class _WorkbookWriter:
         ws.set_paper(9)  # A4
         ws.fit_to_pages(1, 0)
         ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
-        _ok(ws.set_header(f"&C&\"Calibri,Bold\"&12{marking}&R&8{_header_text(ws.name)}"), "page header")
+        _ok(ws.set_header(f'&C&"Calibri,Bold"&12{marking}&R&8{_header_text(ws.name)}'), "page header")
         _ok(
-            ws.set_footer(f"&L&8{_header_text(self.recipient)}&C&\"Calibri,Bold\"&12{marking}&R&8Page &P of &N"),
+            ws.set_footer(
+                f'&L&8{_header_text(self.recipient)}&C&"Calibri,Bold"&12{marking}&R&8Page &P of &N'
+            ),
             "page footer",
         )
         if repeat_row is not None:
@@ -176,7 +178,9 @@ class _WorkbookWriter:
         )
 
     # -- sheets -------------------------------------------------------------------------------------------
-    def about_sheet(self, scope: Sequence[str], areas: list[tuple[Area, list[Action]]], issue_id: str) -> None:
+    def about_sheet(
+        self, scope: Sequence[str], areas: list[tuple[Area, list[Action]]], issue_id: str
+    ) -> None:
         ws = self.wb.add_worksheet(L.ABOUT_SHEET)
         ws.set_column(0, 0, 24)
         ws.set_column(1, 1, 90)
@@ -205,11 +209,15 @@ class _WorkbookWriter:
             row += 1
         row += 1
         self.text(ws, row, 0, "Cells", self.fmt("label"))
-        self.text(ws, row, 1, "You can type here (Response, Target, Due, Lead, Status, Notes)", self.fmt("key_edit"))
+        self.text(
+            ws, row, 1, "You can type here (Response, Target, Due, Lead, Status, Notes)", self.fmt("key_edit")
+        )
         row += 1
         self.text(ws, row, 1, "Fixed: the plan owner changes these", self.fmt("key_locked"))
         row += 1
-        self.text(ws, row, 1, "Local action (the force's own, not an HMIC national action)", self.fmt("local"))
+        self.text(
+            ws, row, 1, "Local action (the force's own, not an HMIC national action)", self.fmt("local")
+        )
         row += 2
         self.text(ws, row, 0, "Status key", self.fmt("label"))
         for status in self.plan.statuses:
@@ -247,7 +255,10 @@ class _WorkbookWriter:
             row += 1
         last = row - 1
         ws.freeze_panes(L.FIRST_DATA_ROW, 0)
-        _ok(ws.autofilter(L.HEADER_ROW, 0, max(last, L.HEADER_ROW), len(cols) - 1), f"autofilter on {area.sheet}")
+        _ok(
+            ws.autofilter(L.HEADER_ROW, 0, max(last, L.HEADER_ROW), len(cols) - 1),
+            f"autofilter on {area.sheet}",
+        )
         if actions:
             self.validations(ws, L.FIRST_DATA_ROW, last)
         self.page_setup(ws, repeat_row=L.HEADER_ROW)
@@ -485,7 +496,9 @@ def write_workbook(
         sheets = [(area, actions) for area, actions in sheets if actions]
     largest = max((len(a) for _, a in sheets), default=0)
     if L.FIRST_DATA_ROW + largest > EXCEL_MAX_ROWS:
-        raise WorkbookWriteError(f"an area has {largest} actions; an Excel sheet holds at most {EXCEL_MAX_ROWS} rows")
+        raise WorkbookWriteError(
+            f"an area has {largest} actions; an Excel sheet holds at most {EXCEL_MAX_ROWS} rows"
+        )
     ordered_scope = [a.id for _, actions in sheets for a in actions]
     issued_at = clock()
     issue = issue_id or str(uuid.uuid4())
@@ -510,7 +523,9 @@ def write_workbook(
                 writer.lists_sheet()
                 writer.meta_sheet(meta, key)
             except UserWarning as exc:
-                raise WorkbookWriteError(f"xlsxwriter refused part of the workbook: {exc}", file=target) from exc
+                raise WorkbookWriteError(
+                    f"xlsxwriter refused part of the workbook: {exc}", file=target
+                ) from exc
             writer.close()
         os.replace(tmp, target)
     except BaseException:

@@ -30,7 +30,7 @@ def make_plan(n_local: int = 1) -> Plan:
             id="LG-1",
             ref="1",
             action="There is a named domestic abuse chief officer lead.",
-            response="=HYPERLINK(\"http://example.org\")\nSecond line with ünïcödé",
+            response='=HYPERLINK("http://example.org")\nSecond line with ünïcödé',
             target="September 2014",
             leads=["Chief Constable", "Head of Protect"],
             status="Complete",
@@ -47,7 +47,9 @@ def make_plan(n_local: int = 1) -> Plan:
         ),
     ]
     lg += [
-        Action(id=f"LG-L{i}", ref=f"L{i}", kind="local", action=f"@local action {i}", leads=["Area Commanders"])
+        Action(
+            id=f"LG-L{i}", ref=f"L{i}", kind="local", action=f"@local action {i}", leads=["Area Commanders"]
+        )
         for i in range(1, n_local + 1)
     ]
     ic = [

@@ -64,7 +64,9 @@ def edit_values(field: str) -> st.SearchStrategy[object]:
 def plan_and_edits(draw: st.DrawFn) -> tuple[Plan, dict[tuple[str, str], object]]:
     plan = draw(plans())
     ids = [a.id for _, a in plan.iter_actions()]
-    keys = draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(L.EDITABLE_FIELDS)), unique=True, max_size=8))
+    keys = draw(
+        st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(L.EDITABLE_FIELDS)), unique=True, max_size=8)
+    )
     return plan, {k: draw(edit_values(k[1])) for k in keys}
 
 
@@ -88,7 +90,9 @@ def test_diff_is_exactly_the_edits(case: tuple[Plan, dict[tuple[str, str], objec
         area_of = {a.id: area.sheet for area, a in plan.iter_actions()}
         for (action_id, field), value in edits.items():
             ws = wb[area_of[action_id]]
-            row = next(r for r in range(L.FIRST_DATA_ROW + 1, ws.max_row + 1) if ws.cell(r, 1).value == action_id)
+            row = next(
+                r for r in range(L.FIRST_DATA_ROW + 1, ws.max_row + 1) if ws.cell(r, 1).value == action_id
+            )
             cell = ws.cell(row, L.column_index(field) + 1)
             cell.value = value
             if isinstance(value, str):

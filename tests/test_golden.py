@@ -39,7 +39,9 @@ def test_small_plan_matches_golden(tmp_path: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
     expected = {
-        str(p.relative_to(GOLDEN)): p.read_text(encoding="utf-8") for p in sorted(GOLDEN.rglob("*")) if p.is_file()
+        str(p.relative_to(GOLDEN)): p.read_text(encoding="utf-8")
+        for p in sorted(GOLDEN.rglob("*"))
+        if p.is_file()
     }
     assert sorted(got) == sorted(expected)
     for name in expected:

@@ -54,7 +54,13 @@ def any_plan(request: pytest.FixtureRequest) -> Plan:
 def test_sheets_in_order_with_states(any_plan: Plan, tmp_path: Path) -> None:
     path, _ = build(any_plan, tmp_path)
     wb = openpyxl.load_workbook(path)
-    expected = [L.ABOUT_SHEET, *(a.sheet for a in any_plan.areas), L.GLOSSARY_SHEET, L.LISTS_SHEET, L.META_SHEET]
+    expected = [
+        L.ABOUT_SHEET,
+        *(a.sheet for a in any_plan.areas),
+        L.GLOSSARY_SHEET,
+        L.LISTS_SHEET,
+        L.META_SHEET,
+    ]
     assert wb.sheetnames == expected
     assert wb[L.LISTS_SHEET].sheet_state == "hidden"
     assert wb[L.META_SHEET].sheet_state == "veryHidden"
@@ -168,12 +174,17 @@ def test_strings_stay_strings(tmp_path: Path) -> None:
 
 def test_metadata_reads_back(tmp_path: Path) -> None:
     plan = make_plan()
-    path, info = build(plan, tmp_path, issue_id="issue-1")
+    path, _ = build(plan, tmp_path, issue_id="issue-1")
     reading = read_workbook_meta(path)
     assert reading.verdict == "unsigned"
     meta = reading.meta
     assert meta is not None
-    assert (meta.plan_id, meta.plan_revision, meta.issue_id, meta.recipient) == (plan.id, 1, "issue-1", "owner")
+    assert (meta.plan_id, meta.plan_revision, meta.issue_id, meta.recipient) == (
+        plan.id,
+        1,
+        "issue-1",
+        "owner",
+    )
     assert meta.scope == [a.id for a in plan.areas[0].actions] + ["IC-1"]
     assert meta.issued_at == "2026-11-02T09:30:00+00:00"
     assert meta.base_of("LG-2") == {
@@ -246,9 +257,9 @@ def test_scope_and_recipient(tmp_path: Path) -> None:
     path, info = build(plan, tmp_path, scope=["IC-1", "LG-2"], recipient="Area Commanders")
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames[1:3] == ["Leadership and Governance", "Initial Contact"]
-    assert [wb["Leadership and Governance"].cell(r, 1).value for r in action_rows(wb["Leadership and Governance"])] == [
-        "LG-2"
-    ]
+    assert [
+        wb["Leadership and Governance"].cell(r, 1).value for r in action_rows(wb["Leadership and Governance"])
+    ] == ["LG-2"]
     about = [c.value for row in wb["About"].iter_rows() for c in row if c.value]
     assert "Area Commanders" in about
     assert info.scope == ["LG-2", "IC-1"]  # type: ignore[attr-defined]
@@ -259,7 +270,7 @@ def test_scope_and_recipient(tmp_path: Path) -> None:
 def test_long_lead_register_keeps_dropdown(tmp_path: Path) -> None:
     plan = make_plan()
     data = plan.model_dump()
-    data["leads"] += [{"name": f"District Commander, \"Area\" number {i:03d}"} for i in range(120)]
+    data["leads"] += [{"name": f'District Commander, "Area" number {i:03d}'} for i in range(120)]
     big = Plan.model_validate(data)
     path, _ = build(big, tmp_path)
     wb = openpyxl.load_workbook(path)
