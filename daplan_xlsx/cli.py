@@ -232,6 +232,165 @@ def diff(
         sys.exit(EXIT_ATTENTION)
 
 
+def _progress_bar(length: int, label: str) -> Any:
+    """A progress bar on a terminal for many files; silent when piped."""
+    import contextlib
+
+    if length < 5 or not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=length, label=label, file=sys.stderr)
+
+
+@cli.command()
+@plan_argument
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder for the workbooks."
+)
+@click.option(
+    "--by",
+    type=click.Choice(["lead", "area"]),
+    default="lead",
+    show_default=True,
+    help="One workbook per lead role (the actions they lead or support) or per capability area.",
+)
+@click.option("--only", help="Issue just this one recipient's workbook.")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@key_file_option
+def distribute(
+    plan: Path, output: Path, by: str, only: str | None, force: bool, key_file: Path | None
+) -> None:
+    """Write one workbook per recipient and OUTPUT/manifest.json.
+
+    Each workbook holds the recipient's actions (an action with several leads goes to each of them) and
+    hidden metadata that makes its return traceable. Email each lead their file; they edit and send it back.
+    """
+    from .distribute import distribute as run_distribute
+    from .distribute import recipients
+    from .signing import load_key
+
+    p = _load(plan)
+    key = load_key(key_file) if key_file else None
+    total = 1 if only else len(recipients(p, by))  # type: ignore[arg-type]
+    with _progress_bar(total, "Writing workbooks") as bar:
+        manifest = run_distribute(
+            p,
+            output,
+            by=by,  # type: ignore[arg-type]
+            only=only,
+            key=key,
+            force=force,
+            progress=(lambda _name: bar.update(1)) if bar else None,
+        )
+    for wb in manifest["workbooks"]:
+        click.echo(f"{wb['file']}\t{wb['recipient']}\t{len(wb['scope'])} action(s)")
+    click.echo(f"Wrote {len(manifest['workbooks'])} workbook(s) and {output / 'manifest.json'}.")
+
+
+@cli.command()
+@plan_argument
+@click.argument("returns", metavar="RETURN...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Report what would happen; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
+@click.option("--accept-new", is_flag=True, help="Add rows proposed without an ID as new local actions.")
+@click.option(
+    "--combine-responses",
+    is_flag=True,
+    help="When several people return the same workbook with different responses, keep them all as "
+    "dated, attributed entries in one response instead of a conflict.",
+)
+@click.option(
+    "--report", "report_file", type=click.Path(path_type=Path), help="Also write the report to FILE."
+)
+@click.option(
+    "--conflicts-workbook",
+    type=click.Path(path_type=Path),
+    help="Write the conflicts to a workbook to settle in Excel and merge back like a return.",
+)
+@key_file_option
+def merge(
+    plan: Path,
+    returns: tuple[Path, ...],
+    dry_run: bool,
+    as_json: bool,
+    accept_new: bool,
+    combine_responses: bool,
+    report_file: Path | None,
+    conflicts_workbook: Path | None,
+    key_file: Path | None,
+) -> None:
+    """Merge returned workbooks into the plan, three-way, all at once.
+
+    A field changed in a return is applied when the plan still holds the value the workbook was issued with;
+    otherwise, or when two returns disagree, it is a conflict and left for you. Nothing is ever dropped:
+    conflicts and rejected values are in the report. Exit 1 when anything needs a person; exit 2, with the
+    plan untouched, when any return cannot be read at all.
+    """
+    from . import journal as J
+    from .merge import commit_merge, merge_returns
+    from .mergeview import render_report, write_conflicts_workbook
+    from .planfile import atomic_write_bytes
+    from .signing import load_key
+
+    p = _load(plan)
+    key = load_key(key_file) if key_file else None
+    entries = J.read_journal(J.journal_path(plan), p.revision)
+    with _progress_bar(len(returns), "Reading returns") as bar:
+        result = merge_returns(
+            p,
+            list(returns),
+            key=key,
+            journal=entries,
+            accept_new=accept_new,
+            combine=combine_responses,
+            progress=(lambda _path: bar.update(1)) if bar else None,
+        )
+    report = render_report(result, dry_run)
+    if not dry_run:
+        commit_merge(plan, result)
+        if conflicts_workbook is not None:
+            info = write_conflicts_workbook(result, conflicts_workbook, key)
+            if info is not None:
+                report += (
+                    f"\n\nConflicts workbook: {conflicts_workbook} (settle the yellow cells, then merge it)."
+                )
+    if report_file is not None:
+        atomic_write_bytes(report_file, (report + "\n").encode("utf-8"))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        click.echo(report)
+    if result.needs_person:
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
+@click.argument("outbox", type=click.Path(path_type=Path))
+@click.argument("inbox", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
+def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
+    """Per recipient: issued, returned (found in INBOX by issue id), merged (from the journal), outstanding."""
+    from .status import status_report
+
+    p = _load(plan)
+    report = status_report(p, plan, outbox, inbox)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged':<20}")
+    for r in report["recipients"]:
+        returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
+        click.echo(
+            f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {r['merged_at'][:19] or '-':<20}"
+        )
+    t = report["totals"]
+    click.echo(
+        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
+    )
+    if report["unmatched_files"]:
+        click.echo("Not from this outbox: " + ", ".join(report["unmatched_files"]))
+
+
 def main() -> None:
     cli(prog_name="daplan")
 

@@ -16,6 +16,7 @@ ABOUT_SHEET = "About"
 GLOSSARY_SHEET = "Glossary"
 LISTS_SHEET = "Lists"
 META_SHEET = "daplan_meta"
+CONFLICTS_SHEET = "Conflicts"
 
 # Defined names the dropdowns point at: ranges on the hidden Lists sheet, so a long register still works
 # (an inline list is capped at 255 characters).

@@ -17,7 +17,16 @@ EXCEL_CELL_LIMIT = 32_767
 SHEET_NAME_LIMIT = 31
 SHEET_NAME_FORBIDDEN = set("[]:*?/\\")
 # Sheet names the workbooks use for themselves; an area sheet may not take one (Excel reserves History).
-RESERVED_SHEET_NAMES = {"history", "about", "glossary", "dashboard", "changes", "lists", "daplan_meta"}
+RESERVED_SHEET_NAMES = {
+    "history",
+    "about",
+    "glossary",
+    "dashboard",
+    "changes",
+    "conflicts",
+    "lists",
+    "daplan_meta",
+}
 
 # XML 1.0 allows tab, LF, CR and everything from U+0020 except surrogates and U+FFFE/U+FFFF.
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")

@@ -25,7 +25,9 @@ from .model import EXCEL_CELL_LIMIT, Plan
 
 MAX_SHEET_ROWS = 100_000
 HEADER_SCAN_ROWS = 30
-SUPPORT_SHEETS = {n.casefold() for n in (L.ABOUT_SHEET, L.GLOSSARY_SHEET, L.LISTS_SHEET, L.META_SHEET)}
+SUPPORT_SHEETS = {
+    n.casefold() for n in (L.ABOUT_SHEET, L.GLOSSARY_SHEET, L.LISTS_SHEET, L.META_SHEET, L.CONFLICTS_SHEET)
+}
 _HEADER_KEYS = {" ".join(c.header.split()).casefold(): c.key for c in L.AREA_COLUMNS}
 # Old or hand-made workbooks sometimes carry these spellings of the same columns.
 _HEADER_KEYS.update({"progress": "response", "response/progress": "response", "ref.": "ref"})
@@ -43,6 +45,8 @@ class Finding:
     cell: str = ""
     action_id: str = ""
     severity: Severity = "problem"
+    field: str = ""  # the editable field a refused value was meant for
+    value: str = ""  # the refused value itself, normalised as text
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -117,7 +121,7 @@ def _base_norm(key: str, value: str, plan: Plan) -> str:
         return N.text(value)
 
 
-def _open_calamine(container: Container) -> Any:
+def open_workbook(container: Container) -> Any:
     import python_calamine
 
     try:
@@ -169,7 +173,7 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
     """Read a returned workbook against the plan. Raises ReturnUnreadable/MetadataError when unusable."""
     p = Path(path)
     container = open_container(p)
-    wb = _open_calamine(container)
+    wb = open_workbook(container)
     findings: list[Finding] = []
     if container.macro_enabled:
         findings.append(
@@ -389,58 +393,35 @@ def _read_row(
     got = ReturnedRow(action_id, sheet, r + 1)
     for key, c in cols.items():
         ref = cell_ref(r, c)
-        if ref in formulas:
-            findings.append(
-                Finding("formula", f"a formula, not a value: {formulas[ref]}", sheet, ref, action_id)
-            )
-            continue
         value = row[c] if c < len(row) else None
-        if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
-            findings.append(
-                Finding(
-                    "too-long",
-                    f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}",
-                    sheet,
-                    ref,
-                    action_id,
-                )
-            )
+
+        def reject(kind: str, message: str, shown: object = value, key: str = key, ref: str = ref) -> None:
+            # The refused value travels with the finding, so nothing a return said is lost.
+            findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=N.text(shown)))
+
+        if ref in formulas:
+            reject("formula", f"a formula, not a value: {formulas[ref]}", formulas[ref])
             continue
+        if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
+            reject("too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}")
+            continue
+        header = L.COLUMN_BY_KEY[key].header
         if key in L.LOCKED_FIELDS and action_id in locked:
             was_ref, was_hash = locked[action_id]
             now = N.text(value)
             if (key == "ref" and now != was_ref) or (key == "action" and text_hash(now) != was_hash):
-                findings.append(
-                    Finding(
-                        "locked-changed",
-                        f"the {L.COLUMN_BY_KEY[key].header} is fixed; the change was not read",
-                        sheet,
-                        ref,
-                        action_id,
-                    )
-                )
+                reject("locked-changed", f"the {header} is fixed; the change was not read")
             continue
         if key not in L.EDITABLE_FIELDS:
             continue
         if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and base[action_id].get(key):
-            header = L.COLUMN_BY_KEY[key].header
-            findings.append(
-                Finding(
-                    f"unknown-{key}",
-                    f"{header} was cleared; choose a value from the list",
-                    sheet,
-                    ref,
-                    action_id,
-                )
-            )
+            reject(f"unknown-{key}", f"{header} was cleared; choose a value from the list")
             continue
         try:
             got.values[key] = normalise_field(key, value, plan, container.epoch1904)
             got.cells[key] = ref
         except N.DateProblem as exc:
-            findings.append(Finding("bad-date", str(exc), sheet, ref, action_id))
+            reject("bad-date", str(exc))
         except ValueError as exc:
-            findings.append(
-                Finding(f"unknown-{key}", f"{L.COLUMN_BY_KEY[key].header}: {exc}", sheet, ref, action_id)
-            )
+            reject(f"unknown-{key}", f"{header}: {exc}")
     rows[action_id] = got

@@ -227,7 +227,11 @@ class _WorkbookWriter:
         row += 1
         self.text(ws, row, 0, "Sheets", self.fmt("label"))
         for area, actions in areas:
-            self.text(ws, row, 1, f"{area.sheet}: {len(actions)} action(s)", self.fmt("plain"))
+            line = f"{area.sheet}: {len(actions)} action(s)"
+            if self.recipient != "owner":
+                line += ": " + ", ".join(a.id for a in actions)
+            self.text(ws, row, 1, line, self.fmt("plain"))
+            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(line, 90))
             row += 1
         self.page_setup(ws)
         self.protect(ws)
@@ -375,6 +379,24 @@ class _WorkbookWriter:
             f"overdue highlight on {ws.name}",
         )
 
+    def table_sheet(self, name: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """A read-only table of text (e.g. the candidates of a conflict)."""
+        ws = self.wb.add_worksheet(name)
+        for c, header in enumerate(headers):
+            self.text(ws, 0, c, header, self.fmt("header"))
+            ws.set_column(c, c, 40 if c >= 3 else 14)
+        for r, row in enumerate(rows, start=1):
+            lines = 1
+            for c, value in enumerate(row):
+                if value:
+                    self.text(ws, r, c, value, self.fmt("locked_wrap"))
+                    lines = max(lines, _lines_needed(value, 40 if c >= 3 else 14))
+            ws.set_row(r, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+        ws.freeze_panes(1, 0)
+        _ok(ws.autofilter(0, 0, max(len(rows), 1), len(headers) - 1), f"autofilter on {name}")
+        self.page_setup(ws, repeat_row=0)
+        self.protect(ws)
+
     def glossary_sheet(self) -> None:
         ws = self.wb.add_worksheet(L.GLOSSARY_SHEET)
         for i, width in enumerate(L.GLOSSARY_WIDTHS):
@@ -478,6 +500,7 @@ def write_workbook(
     key: bytes | None = None,
     clock: Clock = utc_now,
     issue_id: str | None = None,
+    extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
 ) -> IssueInfo:
     """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None)."""
     target = Path(path)
@@ -517,6 +540,8 @@ def write_workbook(
                 writer.define_formats()
                 writer.set_properties()
                 writer.about_sheet(ordered_scope, sheets, issue)
+                if extra_sheet is not None:
+                    writer.table_sheet(*extra_sheet)
                 for area, actions in sheets:
                     writer.area_sheet(area, actions)
                 writer.glossary_sheet()

@@ -1,0 +1,465 @@
+"""Three-way merge of many returns at once.
+
+Per field: theirs == base, nothing; current == base, apply; current == theirs, already applied; otherwise a
+conflict. All returns are considered together, so the result does not depend on the order of the files: two
+returns that change one field to different values conflict with each other. A conflict is data, never an
+exception, and every refused or competing value stays in the result.
+
+`merge_returns` decides and builds the merged plan without writing anything; `commit_merge` writes the
+journal and then the plan (see journal.py for why in that order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import journal as J
+from . import layout as L
+from .errors import MetadataError
+from .model import Action, Plan
+from .reader import Finding, Proposal, normalise_field, plan_base, read_return
+
+Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
+MERGE_FORMAT = 1
+# Free-text fields whose competing values `combine` may join into one attributed text.
+COMBINABLE = ("response", "notes")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One return's value for a field."""
+
+    source: str
+    recipient: str
+    issue_id: str
+    issued_at: str
+    base: str
+    value: str
+    stale: bool = False
+    contributor: str = ""
+
+
+@dataclass
+class MergeItem:
+    action_id: str
+    field: str
+    outcome: Outcome
+    source: str
+    reason: str = ""
+    base: str = ""
+    current: str = ""
+    new: str = ""
+    candidates: list[Candidate] = dc_field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReturnSummary:
+    file: str
+    sha256: str
+    issue_id: str = ""
+    recipient: str = ""
+    issued_at: str = ""
+    verdict: str = ""
+    accepted: bool = False
+    note: str = ""
+
+
+@dataclass
+class MergeResult:
+    plan: Plan
+    items: list[MergeItem]
+    returns: list[ReturnSummary]
+    findings: list[tuple[str, Finding]]
+    warnings: list[str]
+    proposals: list[tuple[str, Proposal, str]]  # (source, proposal, new id or "")
+    journal: list[dict[str, Any]]
+
+    @property
+    def applied(self) -> list[MergeItem]:
+        return [i for i in self.items if i.outcome == "applied"]
+
+    @property
+    def needs_person(self) -> bool:
+        return (
+            any(i.outcome in ("conflict", "rejected") for i in self.items)
+            or any(not r.accepted and r.note != "already merged" for r in self.returns)
+            or any(not new_id for _, _, new_id in self.proposals)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The stable, documented JSON form (see README, "daplan merge --json")."""
+        return {
+            "format": MERGE_FORMAT,
+            "revision": self.plan.revision,
+            "returns": [asdict(r) for r in self.returns],
+            "items": [i.as_dict() for i in self.items],
+            "findings": [{"source": s, **f.as_dict()} for s, f in self.findings],
+            "proposals": [{"source": s, "new_id": n, **asdict(p)} for s, p, n in self.proposals],
+            "warnings": self.warnings,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _contributor(path: Path) -> str:
+    """Who last saved the workbook, from its document properties, for attributing combined texts."""
+    import re
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            core = zf.read("docProps/core.xml")[:20000].decode("utf-8", "replace")
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return ""
+    m = re.search(r"<cp:lastModifiedBy>([^<]{1,100})</cp:lastModifiedBy>", core)
+    return m.group(1).strip() if m else ""
+
+
+@dataclass
+class _Collected:
+    candidates: dict[tuple[str, str], list[Candidate]] = dc_field(default_factory=dict)
+    items: list[MergeItem] = dc_field(default_factory=list)
+    returns: list[ReturnSummary] = dc_field(default_factory=list)
+    findings: list[tuple[str, Finding]] = dc_field(default_factory=list)
+    proposals: list[tuple[str, Proposal, str]] = dc_field(default_factory=list)
+    touched: set[str] = dc_field(default_factory=set)
+
+
+def merge_returns(
+    plan: Plan,
+    paths: Sequence[Path],
+    *,
+    key: bytes | None = None,
+    journal: Sequence[dict[str, Any]] = (),
+    accept_new: bool = False,
+    combine: bool = False,
+    now: dt.datetime | None = None,
+    progress: Callable[[Path], None] | None = None,
+) -> MergeResult:
+    """Decide every field of every return against the plan; nothing is written."""
+    now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    merged = J.merged_returns(journal)
+    merged_sha = {m.sha256: m for m in merged}
+    c = _Collected()
+    # Files in name order so reports are stable; the decisions themselves do not depend on it.
+    for path in sorted(paths, key=lambda p: str(p)):
+        _collect(plan, path, key, merged, merged_sha, c)
+        if progress:
+            progress(path)
+
+    base_now = plan_base(plan, [a.id for _, a in plan.iter_actions()])
+    order = {a.id: n for n, (_, a) in enumerate(plan.iter_actions())}
+    decisions: list[MergeItem] = []
+    for (action_id, key_), cands in sorted(
+        c.candidates.items(), key=lambda kv: (order[kv[0][0]], L.EDITABLE_FIELDS.index(kv[0][1]))
+    ):
+        decision = _decide(action_id, key_, cands, base_now[action_id][key_], combine, now)
+        if decision is not None:
+            decisions.append(decision)
+    items = decisions + c.items
+    items.sort(key=lambda i: (order.get(i.action_id, -1), _field_order(i.field), i.source, i.outcome))
+
+    new_plan, warnings = _apply(plan, decisions, c, accept_new, now)
+    summary = {r.file: r for r in c.returns}
+    entries: list[dict[str, Any]] = []
+    revision = new_plan.revision
+    stamp = now.isoformat()
+    for r in c.returns:
+        if r.accepted:
+            entries.append(
+                {
+                    "event": "return",
+                    "time": stamp,
+                    "revision": revision,
+                    "return": r.file,
+                    "sha256": r.sha256,
+                    "issue_id": r.issue_id,
+                    "recipient": r.recipient,
+                    "issued_at": r.issued_at,
+                }
+            )
+    for item in decisions:
+        if item.outcome != "applied":
+            continue
+        for cand in item.candidates:
+            ret = summary[cand.source]
+            entries.append(
+                {
+                    "event": "change",
+                    "time": stamp,
+                    "revision": revision,
+                    "return": cand.source,
+                    "sha256": ret.sha256,
+                    "issue_id": cand.issue_id,
+                    "recipient": cand.recipient,
+                    "action_id": item.action_id,
+                    "field": item.field,
+                    "old": item.current,
+                    "new": item.new,
+                }
+            )
+            break  # one line per change; the other sources agreeing are named in the report
+    warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
+    return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries)
+
+
+def _field_order(name: str) -> int:
+    return L.EDITABLE_FIELDS.index(name) if name in L.EDITABLE_FIELDS else len(L.EDITABLE_FIELDS)
+
+
+def _collect(
+    plan: Plan,
+    path: Path,
+    key: bytes | None,
+    merged: list[J.MergedReturn],
+    merged_sha: dict[str, J.MergedReturn],
+    c: _Collected,
+) -> None:
+    source = str(path)
+    sha = file_sha256(path) if path.is_file() else ""
+    if sha and sha in merged_sha:
+        c.returns.append(
+            ReturnSummary(
+                source, sha, merged_sha[sha].issue_id, merged_sha[sha].recipient, note="already merged"
+            )
+        )
+        return
+    try:
+        reading = read_return(path, plan, key)
+    except MetadataError as exc:
+        c.returns.append(ReturnSummary(source, sha, note=exc.one_line()))
+        c.items.append(MergeItem("", "", "rejected", source, reason=exc.what))
+        return
+    meta = reading.meta
+    summary = ReturnSummary(source, reading.sha256, reading.issue_id, reading.recipient, verdict=meta.verdict)
+    c.returns.append(summary)
+    summary.issued_at = meta.meta.issued_at if meta.meta else ""
+    refusal = ""
+    if meta.verdict == "tampered":
+        refusal = f"metadata tampered: {meta.problem}"
+    elif meta.verdict == "missing":
+        refusal = "no issue metadata, so there is no base to merge against (see it with `daplan diff`)"
+    elif meta.verdict == "unsigned" and key is not None:
+        refusal = "the workbook is not signed, but the plan owner has a key: it was not issued by this owner"
+    if refusal:
+        summary.note = refusal
+        c.items.append(MergeItem("", "", "rejected", source, reason=refusal))
+        return
+    summary.accepted = True
+    if meta.verdict == "unsigned":
+        summary.note = "unsigned: accepted because the plan owner has no signing key"
+    elif not meta.signature_checked:
+        summary.note = "signed, but the signature was not checked (no key given)"
+    assert meta.meta is not None
+    stale = any(
+        m.recipient == reading.recipient
+        and m.issued_at > meta.meta.issued_at
+        and m.issue_id != reading.issue_id
+        for m in merged
+    )
+    if stale:
+        summary.note = (summary.note + "; " if summary.note else "") + (
+            "stale: a later workbook issued to the same recipient was merged already"
+        )
+    contributor = _contributor(path)
+    for finding in reading.findings:
+        if finding.severity == "problem" and finding.field and finding.action_id:
+            c.items.append(
+                MergeItem(
+                    finding.action_id,
+                    finding.field,
+                    "rejected",
+                    source,
+                    reason=f"{finding.kind}: {finding.message} ({finding.sheet}!{finding.cell})",
+                    new=finding.value,
+                )
+            )
+        else:
+            c.findings.append((source, finding))
+    for proposal in reading.proposals:
+        c.proposals.append((source, proposal, ""))
+    for action_id, row in reading.rows.items():
+        base = reading.base[action_id]
+        for key_, value in row.values.items():
+            cand = Candidate(
+                source,
+                reading.recipient,
+                reading.issue_id,
+                meta.meta.issued_at,
+                base.get(key_, ""),
+                value,
+                stale,
+                contributor,
+            )
+            c.candidates.setdefault((action_id, key_), []).append(cand)
+            if value != base.get(key_, ""):
+                c.touched.add(action_id)
+
+
+def _decide(
+    action_id: str, key: str, cands: list[Candidate], current: str, combine: bool, now: dt.datetime
+) -> MergeItem | None:
+    changing = sorted((c for c in cands if c.value != c.base), key=lambda c: (c.source, c.value))
+    sources = ", ".join(sorted({c.source for c in (changing or cands)}))
+    base = changing[0].base if changing else cands[0].base
+    if not changing:
+        return None  # no return changed this field: nothing to say
+    values = sorted({c.value for c in changing})
+    item = MergeItem(action_id, key, "conflict", sources, base=base, current=current, candidates=changing)
+    bases_current = all(c.base == current for c in changing)
+    if len(values) == 1:
+        item.new = values[0]
+        if values[0] == current:
+            item.outcome, item.reason = "unchanged", "already applied"
+        elif any(c.stale for c in changing):
+            item.reason = "stale return: a later workbook from the same recipient was merged; settle by hand"
+        elif bases_current:
+            item.outcome = "applied"
+        else:
+            item.reason = "the plan changed since this workbook was issued"
+        return item
+    if combine and key in COMBINABLE and bases_current and not any(c.stale for c in changing):
+        item.outcome, item.new = "applied", combine_texts(changing, now)
+        item.reason = f"combined {len(changing)} updates"
+        return item
+    item.reason = f"{len(values)} returns give different values"
+    return item
+
+
+def combine_texts(cands: Sequence[Candidate], now: dt.datetime) -> str:
+    """One text keeping every contributor's update as a dated, attributed entry (in source order)."""
+    parts = []
+    for c in sorted(cands, key=lambda c: (c.source, c.value)):
+        who = c.recipient + (f", {c.contributor}" if c.contributor else "")
+        parts.append(f"[{now.date().isoformat()}, {who}, {Path(c.source).name}]\n{c.value}")
+    return "\n\n".join(parts)
+
+
+def _set_field(action: Action, key: str, value: str) -> dict[str, Any]:
+    """The action's data with one editable field set from its normalised text."""
+    data = action.model_dump()
+    if key == "due":
+        data["due"] = dt.date.fromisoformat(value) if value else None
+    elif key == "lead":
+        rest = [name for name in action.leads if name != value]
+        data["leads"] = ([value] if value else []) + rest
+    else:
+        data[key] = value
+    return data
+
+
+def _apply(
+    plan: Plan, decisions: list[MergeItem], c: _Collected, accept_new: bool, now: dt.datetime
+) -> tuple[Plan, list[str]]:
+    warnings: list[str] = []
+    applied = [d for d in decisions if d.outcome == "applied"]
+    data = plan.model_dump()
+    positions = {
+        a["id"]: (ai, xi) for ai, area in enumerate(data["areas"]) for xi, a in enumerate(area["actions"])
+    }
+    index = plan.action_index()
+    changed: dict[str, Action] = {}
+    for item in applied:
+        action = changed.get(item.action_id, index[item.action_id])
+        updated = Action.model_validate(_set_field(action, item.field, item.new))
+        recipients = sorted({cand.recipient for cand in item.candidates})
+        changed[item.action_id] = updated.model_copy(
+            update={"updated": now, "updated_by": ", ".join(recipients)}
+        )
+    for action_id, action in changed.items():
+        ai, xi = positions[action_id]
+        data["areas"][ai]["actions"][xi] = action.model_dump()
+    if accept_new and c.proposals:
+        warnings += _add_proposals(plan, data, c, now)
+    if changed or any(new_id for _, _, new_id in c.proposals):
+        data["revision"] = plan.revision + 1
+    return Plan.model_validate(data), warnings
+
+
+def _add_proposals(plan: Plan, data: dict[str, Any], c: _Collected, now: dt.datetime) -> list[str]:
+    """Give each proposed row a fresh id in the area of its sheet; the owner reviews them after."""
+    warnings = []
+    by_sheet = {a.sheet: ai for ai, a in enumerate(plan.areas)}
+    used = set(plan.action_index())
+    accepted = []
+    for source, proposal, _ in sorted(c.proposals, key=lambda t: (t[0], t[1].sheet, t[1].row)):
+        ai = by_sheet.get(proposal.sheet)
+        text = proposal.values.get("action", "")
+        if ai is None or not text:
+            warnings.append(
+                f"{source}: the proposed row {proposal.sheet}!{proposal.row} has no area or no action text"
+            )
+            accepted.append((source, proposal, ""))
+            continue
+        area = plan.areas[ai]
+        n = 1
+        while f"{area.id}-N{n}" in used:
+            n += 1
+        new_id = f"{area.id}-N{n}"
+        used.add(new_id)
+        action: dict[str, Any] = {"id": new_id, "ref": "", "kind": "local", "action": text}
+        for key in L.EDITABLE_FIELDS:
+            raw = proposal.values.get(key, "")
+            try:
+                value = normalise_field(key, raw, plan) if raw else ""
+            except ValueError:
+                warnings.append(
+                    f"{source}: proposed row {proposal.sheet}!{proposal.row}: {key} {raw!r} dropped"
+                )
+                value = ""
+            if value:
+                action.update(_set_field(Action.model_validate(action), key, value))
+        action["updated"] = now
+        action["updated_by"] = "proposed by " + source
+        data["areas"][ai]["actions"].append(Action.model_validate(action).model_dump())
+        accepted.append((source, proposal, new_id))
+    c.proposals = accepted
+    return warnings
+
+
+def _domain_checks(before: Plan, after: Plan, touched: set[str], now: dt.datetime) -> list[str]:
+    closed = after.closed_statuses()
+    old, new = before.action_index(), after.action_index()
+    warnings = []
+    for action_id in sorted(touched):
+        a, b = old[action_id], new[action_id]
+        if b.status in closed and a.status not in closed and (not b.response or b.response == a.response):
+            warnings.append(f"{action_id}: marked {b.status!r} with an empty or unchanged response")
+        if a.status in closed and b.status not in closed:
+            warnings.append(f"{action_id}: moved back from {a.status!r} to {b.status!r}")
+        if b.status not in closed and b.due is not None and b.due < now.date():
+            warnings.append(f"{action_id}: open ({b.status}) and past its due date {b.due.isoformat()}")
+    return warnings
+
+
+def commit_merge(plan_path: Path, result: MergeResult) -> None:
+    """Append the journal, then replace the plan atomically; a failure leaves the plan as it was."""
+    from .planfile import dumps_plan, save_plan
+
+    jpath = J.journal_path(plan_path)
+    original = plan_path.read_bytes()
+    J.compact(jpath, _revision_on_disk(original))
+    J.append(jpath, result.journal)
+    if dumps_plan(result.plan).encode("utf-8") != original:
+        save_plan(result.plan, plan_path)
+
+
+def _revision_on_disk(data: bytes) -> int:
+    from .planfile import loads_plan
+
+    return loads_plan(data.decode("utf-8-sig")).revision

@@ -1,0 +1,129 @@
+"""How a merge reads to the plan owner: a plain-text report, and the conflicts workbook to settle it in."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from . import layout as L
+from .merge import MergeResult
+from .writer import IssueInfo, write_workbook
+
+WIDTH = 100
+RESOLUTION_RECIPIENT = "Plan owner: conflict resolution"
+
+
+def _field(name: str) -> str:
+    return L.COLUMN_BY_KEY[name].header if name in L.COLUMN_BY_KEY else name
+
+
+def _short(text: str, limit: int = 70) -> str:
+    one = " ⏎ ".join(text.splitlines())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def render_report(result: MergeResult, dry_run: bool) -> str:
+    lines = []
+    head = "Dry run: nothing written." if dry_run else f"Plan now at revision {result.plan.revision}."
+    counts = {
+        o: sum(1 for i in result.items if i.outcome == o)
+        for o in ("applied", "conflict", "rejected", "unchanged")
+    }
+    lines.append(
+        f"{head} {counts['applied']} applied, {counts['conflict']} conflict(s), {counts['rejected']} rejected, "
+        f"{counts['unchanged']} unchanged."
+    )
+    lines.append("")
+    lines.append("Returns:")
+    for r in result.returns:
+        state = "merged" if r.accepted else ("skipped" if r.note == "already merged" else "REJECTED")
+        who = f" {r.recipient}" if r.recipient else ""
+        lines.extend(
+            textwrap.wrap(
+                f"  {state}: {Path(r.file).name}{who}" + (f" ({r.note})" if r.note else ""),
+                WIDTH,
+                subsequent_indent="      ",
+            )
+        )
+    for outcome in ("conflict", "rejected", "applied", "unchanged"):
+        items = [i for i in result.items if i.outcome == outcome]
+        if not items:
+            continue
+        lines.append("")
+        lines.append(f"{outcome.capitalize()} ({len(items)}):")
+        for i in items:
+            target = f"{i.action_id} {_field(i.field)}" if i.action_id else Path(i.source).name
+            if outcome == "conflict":
+                lines.append(f"  {target}: {i.reason}")
+                lines.append(f"      base:    {_short(i.base)!s}")
+                lines.append(f"      current: {_short(i.current)!s}")
+                for c in i.candidates:
+                    lines.append(f"      {Path(c.source).name} ({c.recipient}): {_short(c.value)}")
+            elif outcome == "rejected":
+                value = f" [value: {_short(i.new, 50)}]" if i.new else ""
+                lines.extend(
+                    textwrap.wrap(f"  {target}: {i.reason}{value}", WIDTH, subsequent_indent="      ")
+                )
+            else:
+                lines.append(f"  {target}: {_short(i.current, 35)} → {_short(i.new, 35)}")
+    if result.proposals:
+        lines.append("")
+        lines.append(f"Proposed new actions ({len(result.proposals)}):")
+        for source, p, new_id in result.proposals:
+            state = f"added as {new_id}" if new_id else "not added (use --accept-new)"
+            lines.append(
+                f"  {Path(source).name} {p.sheet} row {p.row}: {state}: {_short(p.values.get('action', ''))}"
+            )
+    notes = [f for f in result.findings]
+    if notes:
+        lines.append("")
+        lines.append(f"Findings ({len(notes)}):")
+        for source, f in notes:
+            where = "!".join(x for x in (f.sheet, f.cell) if x)
+            lines.extend(
+                textwrap.wrap(
+                    f"  {f.severity}: {Path(source).name} {where}: {f.message}",
+                    WIDTH,
+                    subsequent_indent="      ",
+                )
+            )
+    if result.warnings:
+        lines.append("")
+        lines.append(f"Warnings ({len(result.warnings)}):")
+        lines.extend(f"  {w}" for w in result.warnings)
+    return "\n".join(lines)
+
+
+def write_conflicts_workbook(result: MergeResult, path: Path, key: bytes | None = None) -> IssueInfo | None:
+    """A workbook of the conflicting actions as they now stand, with every candidate listed beside them.
+
+    It is an ordinary issued workbook (recipient "Plan owner: conflict resolution"): type or choose the value
+    you want in the yellow cells and merge it like any return. Its base is the merged plan, so what you
+    write is applied.
+    """
+    conflicts = [i for i in result.items if i.outcome == "conflict"]
+    if not conflicts:
+        return None
+    ids = list(dict.fromkeys(i.action_id for i in conflicts))
+    rows = []
+    for i in conflicts:
+        for n, c in enumerate(i.candidates, start=1):
+            rows.append(
+                [
+                    i.action_id,
+                    _field(i.field),
+                    i.reason,
+                    i.base,
+                    i.current,
+                    f"{n}. {Path(c.source).name} ({c.recipient})",
+                    c.value,
+                ]
+            )
+    sheet = (
+        L.CONFLICTS_SHEET,
+        ["ID", "Field", "Why", "Base (as issued)", "Current (in the plan)", "Candidate", "Candidate value"],
+        rows,
+    )
+    return write_workbook(
+        result.plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet
+    )
