@@ -60,14 +60,13 @@ def changes_of(reading: ReturnReading) -> list[Change]:
     out = []
     for action_id in reading.scope:
         row = reading.rows.get(action_id)
-        if row is None:
+        if row is None or row.untouched:
             continue
-        base = reading.base.get(action_id, {})
+        base = reading.base[action_id]
+        changed = row.changed(base)
         for key in L.EDITABLE_FIELDS:
-            if key in row.values and row.values[key] != base.get(key, ""):
-                out.append(
-                    Change(action_id, key, base.get(key, ""), row.values[key], row.sheet, row.cells[key])
-                )
+            if key in changed:
+                out.append(Change(action_id, key, base.get(key, ""), changed[key], row.sheet, row.cell(key)))
     return out
 
 

@@ -162,7 +162,7 @@ def merge_returns(
         if progress:
             progress(path)
 
-    base_now = plan_base(plan, [a.id for _, a in plan.iter_actions()])
+    base_now = plan_base(plan, [a.id for _, a in plan.iter_actions()])  # lazy: only touched actions
     order = {a.id: n for n, (_, a) in enumerate(plan.iter_actions())}
     decisions: list[MergeItem] = []
     for (action_id, key_), cands in sorted(
@@ -294,8 +294,10 @@ def _collect(
     for proposal in reading.proposals:
         c.proposals.append((source, proposal, ""))
     for action_id, row in reading.rows.items():
+        if row.untouched:
+            continue
         base = reading.base[action_id]
-        for key_, value in row.values.items():
+        for key_, value in row.changed(base).items():
             cand = Candidate(
                 source,
                 reading.recipient,
@@ -307,8 +309,7 @@ def _collect(
                 contributor,
             )
             c.candidates.setdefault((action_id, key_), []).append(cand)
-            if value != base.get(key_, ""):
-                c.touched.add(action_id)
+            c.touched.add(action_id)
 
 
 def _decide(

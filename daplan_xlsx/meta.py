@@ -1,8 +1,14 @@
 """Issue metadata: what was issued, to whom, and the base value of every editable field.
 
 The metadata travels inside the workbook on a very hidden sheet, so a return can be merged three-way with
-no other file. It is canonical JSON, compressed and base64-encoded into cells of at most 32,000 characters;
-a SHA-256 checksum of the JSON always, and an HMAC-SHA256 signature when the owner has a key.
+no other file. It is two compressed, base64-encoded blobs in cells of at most 32,000 characters: a JSON
+header (plan, issue, recipient, scope, the fixed fields and a fingerprint of each issued row) and the base
+values, one JSON line per action in scope order. A SHA-256 checksum covers both blobs always, and an
+HMAC-SHA256 signature when the owner has a key.
+
+The base values are decoded lazily, line by line: a reader compares each returned row's fingerprint first
+and needs the base only of the rows that differ, which keeps reading a large return close to the cost of
+parsing it.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from .model import Action, Plan
 
 CHUNK = 32_000
 MAGIC = "daplan issue metadata: do not edit this sheet"
-# Cell positions (0-based row, col) on the metadata sheet.
+# Cell positions (0-based row, col) on the metadata sheet: label in A, value in B.
 _ROWS = {"magic": 0, "format": 1, "checksum": 2, "signature": 3, "chunks": 4}
 FIRST_CHUNK_ROW = 6
+# The fields a row fingerprint covers, in order: the identity and fixed text, then every editable field.
+FINGERPRINT_FIELDS: tuple[str, ...] = ("id", "ref", "action", *EDITABLE_FIELDS)
 
 Verdict = Literal["intact", "unsigned", "tampered", "missing"]
 
@@ -39,17 +47,29 @@ class IssueMeta:
     recipient: str
     issued_at: str
     scope: list[str]
-    # action id -> base values in the order of `fields`
-    base: dict[str, list[str]]
     # action id -> [ref, short hash of the action text]: locked fields are checked against these
     locked: dict[str, list[str]]
+    # action id -> fingerprint of the row's cells as written (see `fingerprint`)
+    rows: dict[str, str]
     # area id -> sheet name as issued
     sheets: dict[str, str]
     fields: list[str] = field(default_factory=lambda: list(EDITABLE_FIELDS))
     format: int = FORMAT_VERSION
+    _base_lines: list[bytes] = field(default_factory=list, repr=False, compare=False)
+    _position: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def base_of(self, action_id: str) -> dict[str, str]:
-        return dict(zip(self.fields, self.base.get(action_id, []), strict=False))
+        """The base values of one issued action (decoded on first use)."""
+        if not self._position:
+            self._position = {a: i for i, a in enumerate(self.scope)}
+        i = self._position.get(action_id)
+        if i is None or i >= len(self._base_lines):
+            return {}
+        values = json.loads(self._base_lines[i])
+        return dict(zip(self.fields, values, strict=False))
+
+    def header(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
 
 
 @dataclass
@@ -67,8 +87,17 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def fingerprint(values: Sequence[str]) -> str:
+    """A short hash of a row's cell values as text; equal fingerprints mean an untouched row."""
+    return fingerprint_joined("\x1f".join(values))
+
+
+def fingerprint_joined(joined: str) -> str:
+    return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
 def field_value(action: Action, key: str) -> str:
-    """An editable field of an action as the text stored for its base."""
+    """A field of an action as the text written to (and read back from) its cell."""
     if key == "lead":
         return action.leads[0] if action.leads else ""
     if key == "due":
@@ -81,6 +110,10 @@ def build_meta(
     plan: Plan, scope: Sequence[str], recipient: str, issue_id: str, issued_at: dt.datetime
 ) -> IssueMeta:
     index = plan.action_index()
+    lines = [
+        json.dumps([field_value(index[i], f) for f in EDITABLE_FIELDS], ensure_ascii=False).encode()
+        for i in scope
+    ]
     return IssueMeta(
         plan_id=plan.id,
         plan_revision=plan.revision,
@@ -88,21 +121,31 @@ def build_meta(
         recipient=recipient,
         issued_at=issued_at.isoformat(),
         scope=list(scope),
-        base={i: [field_value(index[i], f) for f in EDITABLE_FIELDS] for i in scope},
         locked={i: [normalise.text(index[i].ref), text_hash(normalise.text(index[i].action))] for i in scope},
+        rows={i: fingerprint([field_value(index[i], f) for f in FINGERPRINT_FIELDS]) for i in scope},
         sheets={a.id: a.sheet for a in plan.areas},
+        _base_lines=lines,
     )
 
 
-def payload_bytes(meta: IssueMeta) -> bytes:
-    return json.dumps(asdict(meta), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def _blobs(meta: IssueMeta) -> tuple[bytes, bytes]:
+    header = json.dumps(meta.header(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return zlib.compress(header, 6), zlib.compress(b"\n".join(meta._base_lines), 6)
+
+
+def _signed_bytes(header: bytes, base: bytes) -> bytes:
+    # Both compressed blobs, length-prefixed so no byte can move from one to the other unnoticed.
+    return len(header).to_bytes(8, "big") + header + base
 
 
 def encode(meta: IssueMeta, key: bytes | None) -> list[tuple[int, int, str]]:
     """The cells of the metadata sheet as (row, col, text)."""
-    payload = payload_bytes(meta)
-    blob = base64.b64encode(zlib.compress(payload, 6)).decode("ascii")
-    chunks = [blob[i : i + CHUNK] for i in range(0, len(blob), CHUNK)] or [""]
+    header, base = _blobs(meta)
+    payload = _signed_bytes(header, base)
+    chunks = []
+    for blob in (header, base):
+        text = base64.b64encode(blob).decode("ascii")
+        chunks.append([text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""])
     cells = [
         (_ROWS["magic"], 0, MAGIC),
         (_ROWS["format"], 0, "format"),
@@ -112,9 +155,13 @@ def encode(meta: IssueMeta, key: bytes | None) -> list[tuple[int, int, str]]:
         (_ROWS["signature"], 0, "hmac-sha256"),
         (_ROWS["signature"], 1, signing.sign(key, payload) if key else ""),
         (_ROWS["chunks"], 0, "chunks"),
-        (_ROWS["chunks"], 1, str(len(chunks))),
+        (_ROWS["chunks"], 1, f"{len(chunks[0])} {len(chunks[1])}"),
     ]
-    cells += [(FIRST_CHUNK_ROW + i, 0, chunk) for i, chunk in enumerate(chunks)]
+    row = FIRST_CHUNK_ROW
+    for part in chunks:
+        for chunk in part:
+            cells.append((row, 0, chunk))
+            row += 1
     return cells
 
 
@@ -138,20 +185,25 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
     if _cell(rows, _ROWS["magic"], 0) != MAGIC:
         return tampered(f"the {META_SHEET} sheet has been changed (its first cell is not the daplan marker)")
     try:
-        n = int(_cell(rows, _ROWS["chunks"], 1))
+        n_header, n_base = (int(x) for x in _cell(rows, _ROWS["chunks"], 1).split())
     except ValueError:
-        return tampered("the chunk count on the metadata sheet is not a number")
-    blob = "".join(_cell(rows, FIRST_CHUNK_ROW + i, 0) for i in range(n))
+        return tampered("the chunk counts on the metadata sheet are damaged")
+    first = FIRST_CHUNK_ROW
     try:
-        payload = zlib.decompress(base64.b64decode(blob, validate=True))
-    except (binascii.Error, zlib.error, ValueError):
+        header = base64.b64decode("".join(_cell(rows, first + i, 0) for i in range(n_header)), validate=True)
+        base = base64.b64decode(
+            "".join(_cell(rows, first + n_header + i, 0) for i in range(n_base)), validate=True
+        )
+    except (binascii.Error, ValueError):
         return tampered("the metadata cannot be decoded")
+    payload = _signed_bytes(header, base)
     if signing.checksum(payload) != _cell(rows, _ROWS["checksum"], 1):
         return tampered("the metadata checksum does not match: the metadata sheet was edited")
     try:
-        data = json.loads(payload)
+        data = json.loads(zlib.decompress(header))
         meta = IssueMeta(**data)
-    except (ValueError, TypeError) as exc:
+        meta._base_lines = zlib.decompress(base).split(b"\n") if meta.scope else []
+    except (ValueError, TypeError, zlib.error) as exc:
         return tampered(f"the metadata is not in the expected form ({exc})")
     if meta.format > FORMAT_VERSION:
         return tampered(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Excel's day zero for the 1900 date system (it counts the fictitious 29 February 1900, so day 60 is skipped
 # by starting from 30 December 1899) and for the 1904 system of old Mac workbooks.
@@ -54,8 +54,15 @@ class DateProblem(ValueError):
     """A value in a date field that is not a date we can be sure of."""
 
 
+# Anything text() would change: a carriage return, a special space, white space at a line's end or at the
+# start, or a zero-width character. Most cells have none, and skip the work.
+_NEEDS_WORK = re.compile(r"[\r\u00a0\u2007\u202f\u2009\u200a\u3000\u200b\ufeff]|[^\S\n]\n|^\s|\s$")
+
+
 def text(value: object) -> str:
     """Any cell value as normalised text (for free-text fields)."""
+    if type(value) is str and not _NEEDS_WORK.search(value):
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -135,13 +142,16 @@ class Vocabulary:
     """The allowed values of a dropdown field, matched ignoring case and spacing."""
 
     names: tuple[str, ...]
+    _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in reversed(self.names):
+            self._index[_fold(name)] = name
 
     def canonical(self, value: str) -> str | None:
-        folded = _fold(value)
-        for name in self.names:
-            if _fold(name) == folded:
-                return name
-        return None
+        if value in self.names:
+            return value
+        return self._index.get(_fold(value))
 
     def nearest(self, value: str) -> str | None:
         folded = {_fold(n): n for n in self.names}

@@ -10,8 +10,9 @@ cached value must never pass for something the recipient typed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from . import layout as L
 from . import normalise as N
 from .container import Container, formula_cells, open_container
 from .errors import MetadataError, ReturnUnreadable
-from .meta import MetaReading, decode, field_value, text_hash
+from .meta import FINGERPRINT_FIELDS, MetaReading, decode, field_value, fingerprint_joined, text_hash
 from .model import EXCEL_CELL_LIMIT, Plan
 
 MAX_SHEET_ROWS = 100_000
@@ -52,13 +53,65 @@ class Finding:
         return asdict(self)
 
 
+class BaseValues(Mapping[str, dict[str, str]]):
+    """Action id -> normalised base values, computed on first use (a large return needs few of them)."""
+
+    def __init__(self, ids: Iterable[str], raw: Callable[[str], dict[str, str]], norm: Normaliser) -> None:
+        self._ids = list(ids)
+        self._known = set(self._ids)
+        self._raw = raw
+        self._norm = norm
+        self._cache: dict[str, dict[str, str]] = {}
+
+    def __getitem__(self, action_id: str) -> dict[str, str]:
+        if action_id not in self._known:
+            raise KeyError(action_id)
+        if action_id not in self._cache:
+            raw = self._raw(action_id)
+            self._cache[action_id] = {k: self._norm.base(k, raw.get(k, "")) for k in L.EDITABLE_FIELDS}
+        return self._cache[action_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 @dataclass
 class ReturnedRow:
+    """One action's row in a return. An untouched row (same fingerprint as issued) keeps no values."""
+
     action_id: str
     sheet: str
     row: int  # 1-based, as Excel shows it
-    values: dict[str, str] = field(default_factory=dict)  # valid, normalised editable values
-    cells: dict[str, str] = field(default_factory=dict)  # field -> cell reference
+    columns: dict[str, int] = field(default_factory=dict, repr=False)  # field -> 0-based column
+    read: dict[str, str] | None = None  # valid, normalised editable values; None when untouched
+    base: Mapping[str, dict[str, str]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def untouched(self) -> bool:
+        return self.read is None
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Every readable editable field as it now stands."""
+        if self.read is not None:
+            return self.read
+        return dict(self.base[self.action_id]) if self.base is not None else {}
+
+    def changed(self, base: dict[str, str]) -> dict[str, str]:
+        """The fields whose value differs from `base`."""
+        if self.read is None:
+            return {}
+        return {k: v for k, v in self.read.items() if v != base.get(k, "")}
+
+    def cell(self, key: str) -> str:
+        return cell_ref(self.row - 1, self.columns[key]) if key in self.columns else ""
+
+    @property
+    def cells(self) -> dict[str, str]:
+        return {k: self.cell(k) for k in self.values if k in self.columns}
 
 
 @dataclass
@@ -77,7 +130,7 @@ class ReturnReading:
     meta: MetaReading
     two_way: bool
     scope: list[str]
-    base: dict[str, dict[str, str]]  # action id -> normalised base values
+    base: Mapping[str, dict[str, str]]  # action id -> normalised base values (lazy)
     rows: dict[str, ReturnedRow]
     proposals: list[Proposal]
     findings: list[Finding]
@@ -91,34 +144,49 @@ class ReturnReading:
         return self.meta.meta.issue_id if self.meta.meta else ""
 
 
+class Normaliser:
+    """normalise.* bound to one plan's vocabularies, with the lookups built once."""
+
+    def __init__(self, plan: Plan, epoch1904: bool = False) -> None:
+        self.epoch1904 = epoch1904
+        self.vocab = {
+            "status": N.Vocabulary(tuple(plan.status_names())),
+            "lead": N.Vocabulary(tuple(plan.lead_names())),
+        }
+
+    def field(self, key: str, value: object) -> str:
+        """One editable field's value in its normal form; raises ValueError (or DateProblem) when invalid."""
+        kind = L.COLUMN_BY_KEY[key].type
+        if kind == "date":
+            return N.date(value, self.epoch1904)
+        if kind == "choice":
+            return N.choice(value, self.vocab[key])
+        return N.text(value)
+
+    def base(self, key: str, value: str) -> str:
+        try:
+            return self.field(key, value)
+        except ValueError:
+            # A base value no longer in the vocabulary compares as it was written.
+            return N.text(value)
+
+
 def cell_ref(row0: int, col0: int) -> str:
     return f"{L.column_letter(col0)}{row0 + 1}"
 
 
 def normalise_field(key: str, value: object, plan: Plan, epoch1904: bool = False) -> str:
     """One editable field's value in its normal form; raises ValueError (or DateProblem) when invalid."""
-    column = L.COLUMN_BY_KEY[key]
-    if column.type == "date":
-        return N.date(value, epoch1904)
-    if column.type == "choice":
-        names = plan.status_names() if key == "status" else plan.lead_names()
-        return N.choice(value, N.Vocabulary(tuple(names)))
-    return N.text(value)
+    return Normaliser(plan, epoch1904).field(key, value)
 
 
-def plan_base(plan: Plan, action_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+def plan_base(plan: Plan, action_ids: Iterable[str]) -> BaseValues:
+    """The plan's current values as a base (for a two-way comparison, and for merging)."""
     index = plan.action_index()
-    return {
-        i: {k: _base_norm(k, field_value(index[i], k), plan) for k in L.EDITABLE_FIELDS} for i in action_ids
-    }
-
-
-def _base_norm(key: str, value: str, plan: Plan) -> str:
-    try:
-        return normalise_field(key, value, plan)
-    except ValueError:
-        # A base value that is no longer in the vocabulary compares as it was written.
-        return N.text(value)
+    ids = list(action_ids)
+    return BaseValues(
+        ids, lambda i: {k: field_value(index[i], k) for k in L.EDITABLE_FIELDS}, Normaliser(plan)
+    )
 
 
 def open_workbook(container: Container) -> Any:
@@ -132,7 +200,8 @@ def open_workbook(container: Container) -> Any:
         ) from exc
 
 
-def _rows(wb: Any, name: str, path: Path) -> list[list[Any]]:
+def _sheet(wb: Any, name: str, path: Path) -> tuple[Any, list[list[Any]]]:
+    """A sheet (parsed once) and its rows from A1."""
     try:
         sheet = wb.get_sheet_by_name(name)
     except Exception as exc:
@@ -145,7 +214,7 @@ def _rows(wb: Any, name: str, path: Path) -> list[list[Any]]:
             hint="delete the rows below the table and save again",
         )
     rows: list[list[Any]] = sheet.to_python(skip_empty_area=False)
-    return rows
+    return sheet, rows
 
 
 def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
@@ -166,84 +235,134 @@ def read_meta(wb: Any, path: Path, key: bytes | None) -> MetaReading:
     name = names.get(L.META_SHEET.casefold())
     if name is None:
         return MetaReading("missing", None, problem=f"the workbook has no {L.META_SHEET} sheet")
-    return decode(_rows(wb, name, path), key)
+    return decode(_sheet(wb, name, path)[1], key)
 
 
 def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> ReturnReading:
     """Read a returned workbook against the plan. Raises ReturnUnreadable/MetadataError when unusable."""
-    p = Path(path)
-    container = open_container(p)
-    wb = open_workbook(container)
-    findings: list[Finding] = []
-    if container.macro_enabled:
-        findings.append(
-            Finding(
-                "macros",
-                "the workbook contains macros; values were read and the macros ignored",
-                severity="warning",
+    return _ReturnReader(Path(path), plan, key).read()
+
+
+def _fingerprint_text(value: Any) -> str:
+    # The cell as the writer wrote it: text as is, dates as ISO, empty as ''. Anything else cannot match.
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else "\0" + value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return "\0" + repr(value)
+
+
+class _ReturnReader:
+    def __init__(self, path: Path, plan: Plan, key: bytes | None) -> None:
+        self.path = path
+        self.plan = plan
+        self.key = key
+        self.findings: list[Finding] = []
+        self.rows: dict[str, ReturnedRow] = {}
+        self.duplicates: set[str] = set()
+        self.proposals: list[Proposal] = []
+        self.plan_ids = plan.action_index().keys()
+
+    def read(self) -> ReturnReading:
+        p = self.path
+        self.container = container = open_container(p)
+        wb = open_workbook(container)
+        self.norm = Normaliser(self.plan, container.epoch1904)
+        if container.macro_enabled:
+            self.findings.append(
+                Finding(
+                    "macros",
+                    "the workbook contains macros; values were read and the macros ignored",
+                    severity="warning",
+                )
             )
+        meta = read_meta(wb, p, self.key)
+        if meta.meta is not None and meta.meta.plan_id != self.plan.id:
+            raise MetadataError(
+                f"this workbook was issued for another plan ({meta.meta.plan_id!r}, not {self.plan.id!r})",
+                file=p,
+                hint="check you are merging into the right plan file",
+            )
+        self._choose_base(meta)
+        area_sheets = 0
+        for name in wb.sheet_names:
+            if name.casefold() in SUPPORT_SHEETS:
+                continue
+            area_sheets += self._read_sheet(wb, name)
+        if area_sheets == 0:
+            raise ReturnUnreadable(
+                "the workbook has no area sheet with an action table (no header row with ID and Action)",
+                file=p,
+                hint="send back the workbook that was issued, with its sheets and header rows intact",
+            )
+        for dup in sorted(self.duplicates):
+            self.rows.pop(dup, None)
+        for action_id in self.scope:
+            if action_id not in self.rows and action_id not in self.duplicates:
+                self.findings.append(
+                    Finding(
+                        "row-deleted",
+                        f"action {action_id} is missing from the workbook (row deleted or ID changed)",
+                        action_id=action_id,
+                    )
+                )
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        return ReturnReading(
+            p, digest, meta, self.two_way, self.scope, self.base, self.rows, self.proposals, self.findings
         )
-    meta = read_meta(wb, p, key)
-    if meta.meta is not None and meta.meta.plan_id != plan.id:
-        raise MetadataError(
-            f"this workbook was issued for another plan ({meta.meta.plan_id!r}, not {plan.id!r})",
-            file=p,
-            hint="check you are merging into the right plan file",
-        )
-    if meta.verdict in ("intact", "unsigned") and meta.meta is not None:
-        scope = list(meta.meta.scope)
-        base = {}
-        for i in scope:
-            raw = meta.meta.base_of(i)
-            base[i] = {k: _base_norm(k, raw.get(k, ""), plan) for k in L.EDITABLE_FIELDS}
-        locked = dict(meta.meta.locked)
-        expected_sheets = set(meta.meta.sheets.values())
-        two_way = False
-    else:
+
+    def _choose_base(self, meta: MetaReading) -> None:
+        """Three-way against the issued base when the metadata is sound; else two-way against the plan."""
+        plan = self.plan
+        if meta.verdict in ("intact", "unsigned") and meta.meta is not None:
+            issued = meta.meta
+            self.scope = list(issued.scope)
+            self.base: Mapping[str, dict[str, str]] = BaseValues(self.scope, issued.base_of, self.norm)
+            self.locked = dict(issued.locked)
+            self.fingerprints = dict(issued.rows)
+            self.expected_sheets = set(issued.sheets.values())
+            self.two_way = False
+            return
         if meta.verdict == "tampered":
-            findings.append(Finding("metadata-tampered", meta.problem, sheet=L.META_SHEET))
+            self.findings.append(Finding("metadata-tampered", meta.problem, sheet=L.META_SHEET))
         else:
-            findings.append(
+            self.findings.append(
                 Finding(
                     "metadata-missing",
                     "no issue metadata: this is a two-way comparison against the current plan, not a three-way one",
                     severity="warning",
                 )
             )
-        scope = [a.id for _, a in plan.iter_actions()]
-        base = plan_base(plan, scope)
-        locked = {a.id: [N.text(a.ref), text_hash(N.text(a.action))] for _, a in plan.iter_actions()}
-        expected_sheets = {a.sheet for a in plan.areas}
-        two_way = True
+        self.scope = [a.id for _, a in plan.iter_actions()]
+        self.base = plan_base(plan, self.scope)
+        self.locked = {a.id: [N.text(a.ref), text_hash(N.text(a.action))] for _, a in plan.iter_actions()}
+        self.fingerprints = {}
+        self.expected_sheets = {a.sheet for a in plan.areas}
+        self.two_way = True
 
-    scope_set = set(scope)
-    plan_ids = plan.action_index().keys()
-    rows: dict[str, ReturnedRow] = {}
-    duplicates: set[str] = set()
-    proposals: list[Proposal] = []
-    area_sheets = 0
-
-    for name in wb.sheet_names:
-        if name.casefold() in SUPPORT_SHEETS:
-            continue
-        sheet_rows = _rows(wb, name, p)
+    def _read_sheet(self, wb: Any, name: str) -> int:
+        """Read one sheet's action table; 1 when it is an area sheet, else 0."""
+        sheet, sheet_rows = _sheet(wb, name, self.path)
         header = _find_header(sheet_rows)
         if header is None:
-            if name in expected_sheets:
-                findings.append(
+            if name in self.expected_sheets:
+                self.findings.append(
                     Finding(
                         "no-header", "the action table's header row (ID, Ref, Action, …) is gone", sheet=name
                     )
                 )
             else:
-                findings.append(
+                self.findings.append(
                     Finding("sheet-ignored", "not an area sheet; ignored", sheet=name, severity="warning")
                 )
-            continue
+            return 0
         header_row, cols = header
-        area_sheets += 1
-        if name not in expected_sheets:
-            findings.append(
+        if name not in self.expected_sheets:
+            self.findings.append(
                 Finding(
                     "sheet-renamed",
                     "an area sheet under a new name; read by its header and IDs",
@@ -251,12 +370,13 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
                     severity="warning",
                 )
             )
-        _check_merged(wb, name, header_row, p)
-        formulas = formula_cells(p, container.sheet_parts[name]) if name in container.sheet_parts else {}
+        _check_merged(sheet, name, header_row, self.path)
+        part = self.container.sheet_parts.get(name)
+        formulas = formula_cells(self.path, part) if part else {}
         for editable in L.EDITABLE_FIELDS:
             if editable not in cols:
                 header_text = L.COLUMN_BY_KEY[editable].header
-                findings.append(
+                self.findings.append(
                     Finding(
                         "column-missing",
                         f"no {header_text!r} column: those values were not read",
@@ -264,50 +384,135 @@ def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> Retur
                         severity="warning",
                     )
                 )
+        # The fast path compares a row's fingerprint with the one issued; it needs every fingerprinted
+        # column and no formula on the sheet (a formula's cached value could pass for the issued text).
+        fp_cols = [cols.get(k) for k in FINGERPRINT_FIELDS]
+        fast = bool(self.fingerprints) and not formulas and all(c is not None for c in fp_cols)
+        id_col = cols["id"]
         for r in range(header_row + 1, len(sheet_rows)):
             row = sheet_rows[r]
-            if not any(v not in ("", None) for v in row):
+            if not any(row):  # '' and None: an empty row (a lone 0 or FALSE is not an action either)
                 continue
-            _read_row(
-                plan,
-                container,
-                name,
-                r,
-                row,
-                cols,
-                formulas,
-                scope_set,
-                plan_ids,
-                base,
-                locked,
-                rows,
-                duplicates,
-                proposals,
-                findings,
+            if fast:
+                action_id = row[id_col] if id_col < len(row) else None
+                issued = self.fingerprints.get(action_id) if isinstance(action_id, str) else None
+                if (
+                    isinstance(action_id, str)
+                    and issued is not None
+                    and action_id not in self.rows
+                    and action_id not in self.duplicates
+                ):
+                    cells = [row[c] for c in fp_cols]  # type: ignore[index]
+                    try:
+                        joined = "\x1f".join(cells)
+                    except TypeError:  # a date cell, a number: spell each cell as the writer did
+                        joined = "\x1f".join(_fingerprint_text(v) for v in cells)
+                    if fingerprint_joined(joined) == issued:
+                        self.rows[action_id] = ReturnedRow(action_id, name, r + 1, cols, None, self.base)
+                        continue
+            self._read_row(name, r, row, cols, formulas)
+        return 1
+
+    def _read_row(
+        self, sheet: str, r: int, row: list[Any], cols: dict[str, int], formulas: dict[str, str]
+    ) -> None:
+        findings = self.findings
+
+        def cell(key: str) -> Any:
+            c = cols.get(key)
+            return row[c] if c is not None and c < len(row) else None
+
+        id_ref = cell_ref(r, cols["id"])
+        action_id = N.text(cell("id"))
+        if id_ref in formulas:
+            findings.append(
+                Finding("formula", f"the ID cell holds a formula {formulas[id_ref]}", sheet, id_ref)
             )
-    if area_sheets == 0:
-        raise ReturnUnreadable(
-            "the workbook has no area sheet with an action table (no header row with ID and Action)",
-            file=p,
-            hint="send back the workbook that was issued, with its sheets and header rows intact",
-        )
-    for dup in sorted(duplicates):
-        rows.pop(dup, None)
-    for action_id in scope:
-        if action_id not in rows and action_id not in duplicates:
+            return
+        if not action_id:
+            values = {k: N.text(cell(k)) for k in cols if k != "id" and N.text(cell(k))}
+            if values:
+                self.proposals.append(Proposal(sheet, r + 1, values))
+                findings.append(
+                    Finding(
+                        "new-row",
+                        "a row without an ID: a proposed new action",
+                        sheet,
+                        cell_ref(r, 0),
+                        severity="warning",
+                    )
+                )
+            return
+        if action_id in self.rows or action_id in self.duplicates:
+            first = self.rows.get(action_id)
+            where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})" if first else ""
             findings.append(
                 Finding(
-                    "row-deleted",
-                    f"action {action_id} is missing from the workbook (row deleted or ID changed)",
-                    action_id=action_id,
+                    "duplicate-id",
+                    f"ID {action_id} appears more than once{where}; neither row was read",
+                    sheet,
+                    id_ref,
+                    action_id,
                 )
             )
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    return ReturnReading(p, digest, meta, two_way, scope, base, rows, proposals, findings)
+            self.duplicates.add(action_id)
+            return
+        if action_id not in self.plan_ids:
+            findings.append(
+                Finding("unknown-id", f"ID {action_id!r} is not in the plan (was it changed?)", sheet, id_ref)
+            )
+            return
+        if action_id not in self.base:
+            findings.append(
+                Finding(
+                    "out-of-scope",
+                    f"action {action_id} was not issued in this workbook; its row was not read",
+                    sheet,
+                    id_ref,
+                    action_id,
+                )
+            )
+            return
+        got: dict[str, str] = {}
+        for key, c in cols.items():
+            if key not in L.EDITABLE_FIELDS and key not in L.LOCKED_FIELDS:
+                continue
+            ref = cell_ref(r, c)
+            value = row[c] if c < len(row) else None
+
+            def reject(
+                kind: str, message: str, shown: object = value, key: str = key, ref: str = ref
+            ) -> None:
+                # The refused value travels with the finding, so nothing a return said is lost.
+                findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=N.text(shown)))
+
+            if ref in formulas:
+                reject("formula", f"a formula, not a value: {formulas[ref]}", formulas[ref])
+                continue
+            if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
+                reject("too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}")
+                continue
+            header = L.COLUMN_BY_KEY[key].header
+            if key in L.LOCKED_FIELDS:
+                if action_id in self.locked:
+                    was_ref, was_hash = self.locked[action_id]
+                    now = N.text(value)
+                    if (key == "ref" and now != was_ref) or (key == "action" and text_hash(now) != was_hash):
+                        reject("locked-changed", f"the {header} is fixed; the change was not read")
+                continue
+            if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and self.base[action_id].get(key):
+                reject(f"unknown-{key}", f"{header} was cleared; choose a value from the list")
+                continue
+            try:
+                got[key] = self.norm.field(key, value)
+            except N.DateProblem as exc:
+                reject("bad-date", str(exc))
+            except ValueError as exc:
+                reject(f"unknown-{key}", f"{header}: {exc}")
+        self.rows[action_id] = ReturnedRow(action_id, sheet, r + 1, cols, got, self.base)
 
 
-def _check_merged(wb: Any, name: str, header_row: int, path: Path) -> None:
-    sheet = wb.get_sheet_by_name(name)
+def _check_merged(sheet: Any, name: str, header_row: int, path: Path) -> None:
     for (r1, c1), (r2, c2) in sheet.merged_cell_ranges or []:
         if r2 >= header_row:
             span = f"{cell_ref(r1, c1)}:{cell_ref(r2, c2)}"
@@ -318,110 +523,3 @@ def _check_merged(wb: Any, name: str, header_row: int, path: Path) -> None:
                 cell=span,
                 hint="unmerge them (Home > Merge & Center) and save again",
             )
-
-
-def _read_row(
-    plan: Plan,
-    container: Container,
-    sheet: str,
-    r: int,
-    row: list[Any],
-    cols: dict[str, int],
-    formulas: dict[str, str],
-    scope: set[str],
-    plan_ids: Any,
-    base: dict[str, dict[str, str]],
-    locked: dict[str, list[str]],
-    rows: dict[str, ReturnedRow],
-    duplicates: set[str],
-    proposals: list[Proposal],
-    findings: list[Finding],
-) -> None:
-    def cell(key: str) -> Any:
-        c = cols.get(key)
-        return row[c] if c is not None and c < len(row) else None
-
-    id_ref = cell_ref(r, cols["id"])
-    action_id = N.text(cell("id"))
-    if id_ref in formulas:
-        findings.append(Finding("formula", f"the ID cell holds a formula {formulas[id_ref]}", sheet, id_ref))
-        return
-    if not action_id:
-        values = {k: N.text(cell(k)) for k in cols if k != "id" and N.text(cell(k))}
-        if values:
-            proposals.append(Proposal(sheet, r + 1, values))
-            findings.append(
-                Finding(
-                    "new-row",
-                    "a row without an ID: a proposed new action",
-                    sheet,
-                    cell_ref(r, 0),
-                    severity="warning",
-                )
-            )
-        return
-    if action_id in rows or action_id in duplicates:
-        first = rows.get(action_id)
-        where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})" if first else ""
-        findings.append(
-            Finding(
-                "duplicate-id",
-                f"ID {action_id} appears more than once{where}; neither row was read",
-                sheet,
-                id_ref,
-                action_id,
-            )
-        )
-        duplicates.add(action_id)
-        return
-    if action_id not in plan_ids:
-        findings.append(
-            Finding("unknown-id", f"ID {action_id!r} is not in the plan (was it changed?)", sheet, id_ref)
-        )
-        return
-    if action_id not in scope:
-        findings.append(
-            Finding(
-                "out-of-scope",
-                f"action {action_id} was not issued in this workbook; its row was not read",
-                sheet,
-                id_ref,
-                action_id,
-            )
-        )
-        return
-    got = ReturnedRow(action_id, sheet, r + 1)
-    for key, c in cols.items():
-        ref = cell_ref(r, c)
-        value = row[c] if c < len(row) else None
-
-        def reject(kind: str, message: str, shown: object = value, key: str = key, ref: str = ref) -> None:
-            # The refused value travels with the finding, so nothing a return said is lost.
-            findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=N.text(shown)))
-
-        if ref in formulas:
-            reject("formula", f"a formula, not a value: {formulas[ref]}", formulas[ref])
-            continue
-        if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
-            reject("too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}")
-            continue
-        header = L.COLUMN_BY_KEY[key].header
-        if key in L.LOCKED_FIELDS and action_id in locked:
-            was_ref, was_hash = locked[action_id]
-            now = N.text(value)
-            if (key == "ref" and now != was_ref) or (key == "action" and text_hash(now) != was_hash):
-                reject("locked-changed", f"the {header} is fixed; the change was not read")
-            continue
-        if key not in L.EDITABLE_FIELDS:
-            continue
-        if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and base[action_id].get(key):
-            reject(f"unknown-{key}", f"{header} was cleared; choose a value from the list")
-            continue
-        try:
-            got.values[key] = normalise_field(key, value, plan, container.epoch1904)
-            got.cells[key] = ref
-        except N.DateProblem as exc:
-            reject("bad-date", str(exc))
-        except ValueError as exc:
-            reject(f"unknown-{key}", f"{header}: {exc}")
-    rows[action_id] = got
