@@ -27,14 +27,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import make_plan  # noqa: E402
+from synthetic import make_plan
 
-from daplan_xlsx import layout as L  # noqa: E402
-from daplan_xlsx.distribute import distribute  # noqa: E402
-from daplan_xlsx.merge import commit_merge, merge_returns  # noqa: E402
-from daplan_xlsx.planfile import load_plan, save_plan  # noqa: E402
-from daplan_xlsx.reader import read_return  # noqa: E402
-from daplan_xlsx.writer import write_workbook  # noqa: E402
+from daplan_xlsx import layout as L
+from daplan_xlsx.distribute import distribute
+from daplan_xlsx.merge import commit_merge, merge_returns
+from daplan_xlsx.planfile import load_plan, save_plan
+from daplan_xlsx.reader import read_return
+from daplan_xlsx.writer import write_workbook
 
 
 def best(fn: Callable[[], object], repeat: int = 3) -> float:

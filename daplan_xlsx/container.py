@@ -12,6 +12,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -149,7 +150,7 @@ def _check_package(path: Path, zf: zipfile.ZipFile) -> Container:
             if info.filename.endswith((".xml", ".rels")):
                 with zf.open(info) as member:
                     # OOXML never declares a DTD; one here can only be an entity-expansion attack.
-                    if _DTD.search(member.read(2048)):
+                    if _declares_dtd(member):
                         raise _refuse(
                             f"part {info.filename} declares XML entities (an entity-expansion bomb?)", path
                         )
@@ -158,6 +159,31 @@ def _check_package(path: Path, zf: zipfile.ZipFile) -> Container:
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
         raise _refuse(f"the zip package is damaged or truncated ({exc})", path) from exc
     return container
+
+
+_PROLOG_LIMIT = 1024 * 1024
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+_PROLOG_JUNK = re.compile(rb"<\?.*?\?>|<!--.*?-->|\s+", re.DOTALL)
+
+
+def _declares_dtd(member: IO[bytes]) -> bool:
+    """True when the part's prolog (everything before its root element) declares a DTD or entities."""
+    head = b""
+    while len(head) < _PROLOG_LIMIT:
+        block = member.read(65536)
+        head += block
+        # Skip the declaration, comments and white space; what follows must be the root element.
+        pos = 0
+        while True:
+            m = _PROLOG_JUNK.match(head, pos)
+            if not m or m.end() == pos:
+                break
+            pos = m.end()
+        if _DTD.match(head, pos):
+            return True
+        if _ROOT_START.match(head, pos) or not block:
+            return False
+    return True  # a prolog over 1 MiB is not an Excel file's
 
 
 def _workbook_part(zf: zipfile.ZipFile, names: set[str]) -> str:
@@ -205,16 +231,48 @@ def _read_workbook_part(path: Path, zf: zipfile.ZipFile, names: set[str], contai
 
 _FORMULA = re.compile(rb"<(?:\w+:)?f(?:\s[^>]*)?(?:/>|>(.*?)</(?:\w+:)?f>)", re.DOTALL)
 _CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]+[0-9]+)\"")
+# A cell holding something past the limits below: six-digit rows (100,000 and more) or columns past GZ.
+# Styled empty cells (`<c r=".." s="1"/>`, which LibreOffice leaves down to row 1,048,576) hold nothing and
+# cost the parser nothing, so only cells with content count.
+_WITH_CONTENT = rb"\"[^>]*?(?<!/)>(?!</(?:\w+:)?c>)"
+_FAR_ROW = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"[A-Z]{1,3}[1-9][0-9]{5,}" + _WITH_CONTENT)
+_FAR_COLUMN = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"((?:[A-Z]{3}|[H-Z][A-Z])[0-9]+)" + _WITH_CONTENT)
+MAX_SHEET_ROWS = 100_000
+MAX_SHEET_COLUMN = "GZ"  # 208 columns
+MAX_SHEET_PART = 512 * 1024 * 1024
 
 
-def formula_cells(path: Path, part: str) -> dict[str, str]:
-    """Cell reference -> formula text, for every formula in one sheet part.
+def scan_sheet(path: Path, part: str, sheet: str) -> dict[str, str]:
+    """Check a sheet's extent before it is parsed, and find its formulas: cell reference -> formula text.
 
-    The fast reader returns cached values only, so formulas are found in the sheet XML itself: a cached
-    value must never pass for something the recipient typed.
+    The spreadsheet parser allocates the whole rectangle up to the farthest cell, so one stray cell at
+    XFD60000 would cost gigabytes: the references are checked here first, in the XML itself. The fast
+    parser returns cached values only, so formulas are found here too: a cached value must never pass for
+    something the recipient typed.
     """
     with zipfile.ZipFile(path) as zf:
+        if zf.getinfo(part).file_size > MAX_SHEET_PART:
+            raise _refuse(
+                "the sheet is too large to be a return",
+                path,
+                hint="delete the rows below the table and save again",
+            )
         data = zf.read(part)
+    if _FAR_ROW.search(data):
+        raise ReturnUnreadable(
+            f"the sheet has cells at row {MAX_SHEET_ROWS:,} or below; a return is read up to that row",
+            file=path,
+            sheet=sheet,
+            hint="delete the rows below the table and save again",
+        )
+    far = _FAR_COLUMN.search(data)
+    if far:
+        raise ReturnUnreadable(
+            f"the sheet has cells beyond column {MAX_SHEET_COLUMN} ({far.group(1).decode()})",
+            file=path,
+            sheet=sheet,
+            hint="delete the columns to the right of the table and save again",
+        )
     matches = list(_FORMULA.finditer(data))
     if not matches:
         return {}

@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 from . import layout as L
 from . import normalise as N
-from .container import Container, formula_cells, open_container
+from .container import MAX_SHEET_ROWS, Container, open_container, scan_sheet
 from .errors import MetadataError, ReturnUnreadable
 from .meta import FINGERPRINT_FIELDS, MetaReading, decode, field_value, fingerprint_joined, text_hash
 from .model import EXCEL_CELL_LIMIT, Plan
 
-MAX_SHEET_ROWS = 100_000
 HEADER_SCAN_ROWS = 30
 SUPPORT_SHEETS = {
     n.casefold() for n in (L.ABOUT_SHEET, L.GLOSSARY_SHEET, L.LISTS_SHEET, L.META_SHEET, L.CONFLICTS_SHEET)
@@ -200,8 +199,11 @@ def open_workbook(container: Container) -> Any:
         ) from exc
 
 
-def _sheet(wb: Any, name: str, path: Path) -> tuple[Any, list[list[Any]]]:
-    """A sheet (parsed once) and its rows from A1."""
+def _sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any]], dict[str, str]]:
+    """A sheet (parsed once), its rows from A1 and its formulas; its extent is checked before parsing."""
+    path = container.path
+    part = container.sheet_parts.get(name)
+    formulas = scan_sheet(path, part, name) if part else {}
     try:
         sheet = wb.get_sheet_by_name(name)
     except Exception as exc:
@@ -214,7 +216,7 @@ def _sheet(wb: Any, name: str, path: Path) -> tuple[Any, list[list[Any]]]:
             hint="delete the rows below the table and save again",
         )
     rows: list[list[Any]] = sheet.to_python(skip_empty_area=False)
-    return sheet, rows
+    return sheet, rows, formulas
 
 
 def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
@@ -230,12 +232,12 @@ def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
     return None
 
 
-def read_meta(wb: Any, path: Path, key: bytes | None) -> MetaReading:
+def read_meta(wb: Any, container: Container, key: bytes | None) -> MetaReading:
     names = {n.casefold(): n for n in wb.sheet_names}
     name = names.get(L.META_SHEET.casefold())
     if name is None:
         return MetaReading("missing", None, problem=f"the workbook has no {L.META_SHEET} sheet")
-    return decode(_sheet(wb, name, path)[1], key)
+    return decode(_sheet(wb, name, container)[1], key)
 
 
 def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> ReturnReading:
@@ -280,7 +282,7 @@ class _ReturnReader:
                     severity="warning",
                 )
             )
-        meta = read_meta(wb, p, self.key)
+        meta = read_meta(wb, container, self.key)
         if meta.meta is not None and meta.meta.plan_id != self.plan.id:
             raise MetadataError(
                 f"this workbook was issued for another plan ({meta.meta.plan_id!r}, not {self.plan.id!r})",
@@ -346,7 +348,7 @@ class _ReturnReader:
 
     def _read_sheet(self, wb: Any, name: str) -> int:
         """Read one sheet's action table; 1 when it is an area sheet, else 0."""
-        sheet, sheet_rows = _sheet(wb, name, self.path)
+        sheet, sheet_rows, formulas = _sheet(wb, name, self.container)
         header = _find_header(sheet_rows)
         if header is None:
             if name in self.expected_sheets:
@@ -370,9 +372,7 @@ class _ReturnReader:
                     severity="warning",
                 )
             )
-        _check_merged(sheet, name, header_row, self.path)
-        part = self.container.sheet_parts.get(name)
-        formulas = formula_cells(self.path, part) if part else {}
+        _check_merged(sheet, name, header_row, cols, self.path)
         for editable in L.EDITABLE_FIELDS:
             if editable not in cols:
                 header_text = L.COLUMN_BY_KEY[editable].header
@@ -512,9 +512,11 @@ class _ReturnReader:
         self.rows[action_id] = ReturnedRow(action_id, sheet, r + 1, cols, got, self.base)
 
 
-def _check_merged(sheet: Any, name: str, header_row: int, path: Path) -> None:
+def _check_merged(sheet: Any, name: str, header_row: int, cols: dict[str, int], path: Path) -> None:
+    """Merged cells over the table's rows and columns hide values: refuse them. Beside it they are fine."""
+    table = set(cols.values())
     for (r1, c1), (r2, c2) in sheet.merged_cell_ranges or []:
-        if r2 >= header_row:
+        if r2 >= header_row and any(c1 <= c <= c2 for c in table):
             span = f"{cell_ref(r1, c1)}:{cell_ref(r2, c2)}"
             raise ReturnUnreadable(
                 f"cells {span} are merged across the action table",

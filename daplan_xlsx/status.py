@@ -16,8 +16,8 @@ from .reader import open_workbook, read_meta
 def issue_id_of(path: Path) -> str | None:
     """The issue id in a workbook's metadata, or None when it has none we can read."""
     try:
-        wb = open_workbook(open_container(path))
-        reading = read_meta(wb, path, None)
+        container = open_container(path)
+        reading = read_meta(open_workbook(container), container, None)
     except DaplanError:
         return None
     return reading.meta.issue_id if reading.meta else None
