@@ -181,15 +181,31 @@ def keygen(output: Path) -> None:
 @cli.command()
 @plan_argument
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Workbook to write.")
+@click.option(
+    "--outbox",
+    type=click.Path(path_type=Path),
+    help="Folder of a distribution (with manifest.json): the Dashboard lists the returns outstanding.",
+)
+@click.option("--inbox", type=click.Path(path_type=Path), help="Folder of returned workbooks, with --outbox.")
 @key_file_option
-def build(plan: Path, output: Path, key_file: Path | None) -> None:
-    """Write the consolidated master workbook of the whole plan."""
-    from .signing import load_key
-    from .writer import write_workbook
+def build(plan: Path, output: Path, outbox: Path | None, inbox: Path | None, key_file: Path | None) -> None:
+    """Write the consolidated master workbook of the whole plan.
 
+    Its first sheet is a Dashboard (actions by area and status with a chart, open actions past their due
+    date, returns outstanding with --outbox); a Changes sheet lists the audit journal, and cells changed
+    since the plan was last exported carry a note saying who changed them and when.
+    """
+    from .master import master_content, write_master
+    from .signing import load_key
+    from .writer import utc_now
+
+    if inbox is not None and outbox is None:
+        raise click.UsageError("--inbox needs --outbox (the distribution the returns answer)")
     p = _load(plan)
     key = load_key(key_file) if key_file else None
-    info = write_workbook(p, output, key=key)
+    now = utc_now()
+    content = master_content(p, plan, today=now.date(), outbox=outbox, inbox=inbox)
+    info = write_master(p, output, content, key=key, clock=lambda: now)
     click.echo(
         f"Wrote {output}: {len(info.scope)} actions on {len(p.areas)} area sheets (issue {info.issue_id})."
     )

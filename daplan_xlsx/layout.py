@@ -17,6 +17,9 @@ GLOSSARY_SHEET = "Glossary"
 LISTS_SHEET = "Lists"
 META_SHEET = "daplan_meta"
 CONFLICTS_SHEET = "Conflicts"
+# The owner's master workbook only: the dashboard (first sheet) and the journal of applied changes.
+DASHBOARD_SHEET = "Dashboard"
+CHANGES_SHEET = "Changes"
 
 # Defined names the dropdowns point at: ranges on the hidden Lists sheet, so a long register still works
 # (an inline list is capped at 255 characters).

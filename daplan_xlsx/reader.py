@@ -26,7 +26,16 @@ from .model import EXCEL_CELL_LIMIT, Plan
 
 HEADER_SCAN_ROWS = 30
 SUPPORT_SHEETS = {
-    n.casefold() for n in (L.ABOUT_SHEET, L.GLOSSARY_SHEET, L.LISTS_SHEET, L.META_SHEET, L.CONFLICTS_SHEET)
+    n.casefold()
+    for n in (
+        L.ABOUT_SHEET,
+        L.GLOSSARY_SHEET,
+        L.LISTS_SHEET,
+        L.META_SHEET,
+        L.CONFLICTS_SHEET,
+        L.DASHBOARD_SHEET,
+        L.CHANGES_SHEET,
+    )
 }
 _HEADER_KEYS = {" ".join(c.header.split()).casefold(): c.key for c in L.AREA_COLUMNS}
 # Old or hand-made workbooks sometimes carry these spellings of the same columns.

@@ -17,12 +17,15 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import layout as L
 from .errors import WorkbookWriteError
 from .meta import IssueMeta, build_meta, encode
 from .model import Action, Area, Plan
+
+if TYPE_CHECKING:
+    from .master import MasterContent
 
 Clock = Callable[[], dt.datetime]
 
@@ -52,7 +55,7 @@ class IssueInfo:
     meta: IssueMeta
 
 
-def _ok(result: Any, what: str) -> None:
+def checked(result: Any, what: str) -> None:
     # xlsxwriter returns 0 or None on success and -1/-2 (with at most a warning) when it drops something.
     if result not in (0, None):
         raise WorkbookWriteError(f"could not write {what} (xlsxwriter returned {result})")
@@ -63,7 +66,7 @@ def _header_text(text: str) -> str:
     return text.replace("&", "&&")[:80]
 
 
-def _lines_needed(text: str, width: float) -> int:
+def lines_needed(text: str, width: float) -> int:
     per_line = max(1, int(width * CHARS_PER_WIDTH))
     return sum(max(1, math.ceil(len(line) / per_line)) for line in text.split("\n"))
 
@@ -91,11 +94,19 @@ def cell_value(action: Action, key: str) -> str | dt.date | None:
     return value if value is not None else ""
 
 
-class _WorkbookWriter:
-    def __init__(self, plan: Plan, path: Path, recipient: str, issued_at: dt.datetime) -> None:
+class WorkbookWriter:
+    def __init__(
+        self,
+        plan: Plan,
+        path: Path,
+        recipient: str,
+        issued_at: dt.datetime,
+        marks: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         import xlsxwriter
 
         self.plan = plan
+        self.marks = marks or {}
         self.recipient = recipient
         self.issued_at = issued_at
         self.wb = xlsxwriter.Workbook(
@@ -138,12 +149,23 @@ class _WorkbookWriter:
         self.fmt("key_locked", bg_color=LOCKED_FILL, **border)
         for status in self.plan.statuses:
             self._status_formats[status.name] = self.wb.add_format(
-                {"bg_color": status.colour, "font_color": _contrast(status.colour)}
+                {"bg_color": status.colour, "font_color": contrast_colour(status.colour)}
             )
 
     # -- helpers ----------------------------------------------------------------------------------------
     def text(self, ws: Any, row: int, col: int, value: str, fmt: Any = None) -> None:
-        _ok(ws.write_string(row, col, value, fmt), f"text at {ws.name}!{L.column_letter(col)}{row + 1}")
+        checked(ws.write_string(row, col, value, fmt), f"text at {ws.name}!{L.column_letter(col)}{row + 1}")
+
+    def formula(self, ws: Any, row: int, col: int, formula: str, fmt: str, value: float) -> None:
+        """A formula with its cached value, so apps that do not recalculate still show the figure."""
+        where = f"formula at {ws.name}!{L.column_letter(col)}{row + 1}"
+        checked(ws.write_formula(row, col, formula, self.fmt(fmt), value), where)
+
+    def number(self, ws: Any, row: int, col: int, value: float, fmt: str) -> None:
+        checked(
+            ws.write_number(row, col, value, self.fmt(fmt)),
+            f"number at {ws.name}!{L.column_letter(col)}{row + 1}",
+        )
 
     def page_setup(self, ws: Any, repeat_row: int | None = None) -> None:
         marking = _header_text(self.plan.classification)
@@ -151,8 +173,8 @@ class _WorkbookWriter:
         ws.set_paper(9)  # A4
         ws.fit_to_pages(1, 0)
         ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
-        _ok(ws.set_header(f'&C&"Calibri,Bold"&12{marking}&R&8{_header_text(ws.name)}'), "page header")
-        _ok(
+        checked(ws.set_header(f'&C&"Calibri,Bold"&12{marking}&R&8{_header_text(ws.name)}'), "page header")
+        checked(
             ws.set_footer(
                 f'&L&8{_header_text(self.recipient)}&C&"Calibri,Bold"&12{marking}&R&8Page &P of &N'
             ),
@@ -205,7 +227,7 @@ class _WorkbookWriter:
         self.text(ws, row, 0, "How to fill it in", self.fmt("label"))
         for line in _instructions(self.recipient):
             self.text(ws, row, 1, line, self.fmt("plain"))
-            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(line, 90))
+            ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
         row += 1
         self.text(ws, row, 0, "Cells", self.fmt("label"))
@@ -231,7 +253,7 @@ class _WorkbookWriter:
             if self.recipient != "owner":
                 line += ": " + ", ".join(a.id for a in actions)
             self.text(ws, row, 1, line, self.fmt("plain"))
-            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(line, 90))
+            ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
         self.page_setup(ws)
         self.protect(ws)
@@ -240,7 +262,7 @@ class _WorkbookWriter:
         ws = self.wb.add_worksheet(area.sheet)
         cols = L.AREA_COLUMNS
         for i, col in enumerate(cols):
-            _ok(ws.set_column(i, i, col.width), f"column width on {area.sheet}")
+            checked(ws.set_column(i, i, col.width), f"column width on {area.sheet}")
         self.text(ws, L.TITLE_ROW, 0, area.name, self.fmt("title"))
         if area.key_criteria:
             self.text(ws, L.CRITERIA_ROW, 0, f"Key criteria: {area.key_criteria}", self.fmt("label"))
@@ -248,7 +270,7 @@ class _WorkbookWriter:
             supporting = "Supporting areas: " + "; ".join(area.supporting_areas)
             ws.merge_range(L.SUPPORTING_ROW, 0, L.SUPPORTING_ROW, 4, "", self.fmt("subtitle"))
             self.text(ws, L.SUPPORTING_ROW, 0, supporting, self.fmt("subtitle"))
-            ws.set_row(L.SUPPORTING_ROW, L.LINE_HEIGHT * _lines_needed(supporting, 130))
+            ws.set_row(L.SUPPORTING_ROW, L.LINE_HEIGHT * lines_needed(supporting, 130))
         for i, col in enumerate(cols):
             self.text(ws, L.HEADER_ROW, i, col.header, self.fmt("header"))
         ws.set_row(L.HEADER_ROW, 30)
@@ -259,7 +281,7 @@ class _WorkbookWriter:
             row += 1
         last = row - 1
         ws.freeze_panes(L.FIRST_DATA_ROW, 0)
-        _ok(
+        checked(
             ws.autofilter(L.HEADER_ROW, 0, max(last, L.HEADER_ROW), len(cols) - 1),
             f"autofilter on {area.sheet}",
         )
@@ -275,9 +297,10 @@ class _WorkbookWriter:
             value = cell_value(action, col.key)
             if col.type == "date":
                 if isinstance(value, dt.date):
-                    _ok(ws.write_datetime(row, i, value, self.fmt("edit_date")), f"date in {ws.name}")
+                    checked(ws.write_datetime(row, i, value, self.fmt("edit_date")), f"date in {ws.name}")
                 else:
-                    _ok(ws.write_blank(row, i, None, self.fmt("edit_date")), f"cell in {ws.name}")
+                    checked(ws.write_blank(row, i, None, self.fmt("edit_date")), f"cell in {ws.name}")
+                self.mark(ws, row, i, action.id, col.key)
                 continue
             text = str(value)
             if col.editable:
@@ -291,10 +314,18 @@ class _WorkbookWriter:
             if text:
                 self.text(ws, row, i, text, fmt)
             else:
-                _ok(ws.write_blank(row, i, None, fmt), f"cell in {ws.name}")
+                checked(ws.write_blank(row, i, None, fmt), f"cell in {ws.name}")
             if col.wrap and text:
-                lines = max(lines, _lines_needed(text, col.width))
+                lines = max(lines, lines_needed(text, col.width))
+            self.mark(ws, row, i, action.id, col.key)
         ws.set_row(row, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+
+    def mark(self, ws: Any, row: int, col: int, action_id: str, key: str) -> None:
+        """A comment on a cell changed since the last publication, saying who changed it and when."""
+        note = self.marks.get((action_id, key))
+        if note:
+            options = {"author": "daplan", "x_scale": 2.2, "y_scale": 1.6}
+            checked(ws.write_comment(row, col, note, options), f"change note at {ws.name}")
 
     def validations(self, ws: Any, first: int, last: int) -> None:
         def col_range(key: str) -> tuple[int, int, int, int]:
@@ -302,7 +333,7 @@ class _WorkbookWriter:
             return first, c, last, c
 
         status_help = "Choose from the list. The About sheet explains each status."
-        _ok(
+        checked(
             ws.data_validation(
                 *col_range("status"),
                 {
@@ -317,7 +348,7 @@ class _WorkbookWriter:
             ),
             f"Status dropdown on {ws.name}",
         )
-        _ok(
+        checked(
             ws.data_validation(
                 *col_range("lead"),
                 {
@@ -332,7 +363,7 @@ class _WorkbookWriter:
             ),
             f"Lead dropdown on {ws.name}",
         )
-        _ok(
+        checked(
             ws.data_validation(
                 *col_range("due"),
                 {
@@ -353,7 +384,7 @@ class _WorkbookWriter:
         first_a1, last_a1 = first + 1, last + 1
         status_range = f"{status_col}{first_a1}:{status_col}{last_a1}"
         for name, fmt in self._status_formats.items():
-            _ok(
+            checked(
                 ws.conditional_format(
                     status_range,
                     {"type": "cell", "criteria": "==", "value": _excel_string(name), "format": fmt},
@@ -366,7 +397,7 @@ class _WorkbookWriter:
         open_test = ",".join(f"${status_col}{first_a1}<>{_excel_string(n)}" for n in closed) or "TRUE"
         formula = f"=AND(ISNUMBER(${due_col}{first_a1}),${due_col}{first_a1}<TODAY(),{open_test})"
         id_col = L.column_letter(0)
-        _ok(
+        checked(
             ws.conditional_format(
                 f"{due_col}{first_a1}:{due_col}{last_a1}",
                 {
@@ -390,10 +421,10 @@ class _WorkbookWriter:
             for c, value in enumerate(row):
                 if value:
                     self.text(ws, r, c, value, self.fmt("locked_wrap"))
-                    lines = max(lines, _lines_needed(value, 40 if c >= 3 else 14))
+                    lines = max(lines, lines_needed(value, 40 if c >= 3 else 14))
             ws.set_row(r, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
         ws.freeze_panes(1, 0)
-        _ok(ws.autofilter(0, 0, max(len(rows), 1), len(headers) - 1), f"autofilter on {name}")
+        checked(ws.autofilter(0, 0, max(len(rows), 1), len(headers) - 1), f"autofilter on {name}")
         self.page_setup(ws, repeat_row=0)
         self.protect(ws)
 
@@ -407,7 +438,7 @@ class _WorkbookWriter:
             self.text(ws, row, 0, entry.term, self.fmt("locked"))
             if entry.definition:
                 self.text(ws, row, 1, entry.definition, self.fmt("locked_wrap"))
-            ws.set_row(row, L.LINE_HEIGHT * _lines_needed(entry.definition, L.GLOSSARY_WIDTHS[1]))
+            ws.set_row(row, L.LINE_HEIGHT * lines_needed(entry.definition, L.GLOSSARY_WIDTHS[1]))
         ws.freeze_panes(1, 0)
         self.page_setup(ws, repeat_row=0)
         self.protect(ws)
@@ -424,7 +455,7 @@ class _WorkbookWriter:
                 self.text(ws, r, c, value)
             letter = L.column_letter(c)
             end = max(len(values), 1) + 1
-            _ok(
+            checked(
                 self.wb.define_name(name, f"={L.quote_sheet(L.LISTS_SHEET)}!${letter}$2:${letter}${end}"),
                 f"defined name {name}",
             )
@@ -462,7 +493,7 @@ class _WorkbookWriter:
             raise WorkbookWriteError(f"could not save the workbook: {exc}", file=self.wb.filename) from exc
 
 
-def _contrast(colour: str) -> str:
+def contrast_colour(colour: str) -> str:
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 150 else "#FFFFFF"
 
@@ -501,8 +532,12 @@ def write_workbook(
     clock: Clock = utc_now,
     issue_id: str | None = None,
     extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
+    master: MasterContent | None = None,
 ) -> IssueInfo:
-    """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None)."""
+    """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None).
+
+    `master` (see master.write_master) adds the owner's Dashboard, Changes sheet and change marks.
+    """
     target = Path(path)
     if target.is_dir():
         raise WorkbookWriteError("this is a directory", file=target, hint="name an .xlsx file to write")
@@ -531,7 +566,7 @@ def write_workbook(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = _WorkbookWriter(plan, tmp, recipient, issued_at)
+    writer = WorkbookWriter(plan, tmp, recipient, issued_at, master.marks if master else None)
     try:
         with warnings.catch_warnings():
             # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.
@@ -539,12 +574,22 @@ def write_workbook(
             try:
                 writer.define_formats()
                 writer.set_properties()
+                if master is not None:
+                    from .master import DashboardWriter
+
+                    dashboard = DashboardWriter(writer, master)
+                    dashboard.add_sheet()
+                    dashboard.write(sheets)
                 writer.about_sheet(ordered_scope, sheets, issue)
                 if extra_sheet is not None:
                     writer.table_sheet(*extra_sheet)
                 for area, actions in sheets:
                     writer.area_sheet(area, actions)
                 writer.glossary_sheet()
+                if master is not None:
+                    from .master import changes_sheet
+
+                    changes_sheet(writer, master.changes)
                 writer.lists_sheet()
                 writer.meta_sheet(meta, key)
             except UserWarning as exc:

@@ -1,0 +1,454 @@
+"""The owner's master workbook: a Dashboard first, a Changes sheet of the journal, marks on changed cells.
+
+`write_master` is `daplan build`: the whole plan through `writer.write_workbook`, plus what the governance
+board reads first. Every figure on the Dashboard that depends on the area sheets is a live COUNTIFS formula
+over them, so a reader who edits a status in the master sees the counts and the chart follow; the counts the
+tool computes are stored as the formulas' cached values, so an app that does not recalculate (or a quick
+look in a file browser) still shows the right numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import journal as J
+from . import layout as L
+from .model import Action, Area, Plan
+from .writer import (
+    Clock,
+    IssueInfo,
+    WorkbookWriter,
+    checked,
+    contrast_colour,
+    lines_needed,
+    utc_now,
+    write_workbook,
+)
+
+# Dashboard rows (0-based).
+_TITLE, _SUBTITLE, _TABLE_TITLE, _TABLE_HEADER = 0, 1, 3, 4
+_AREA_WIDTH = 40
+_FIGURE_WIDTH = 11
+_ACTION_TEXT_LIMIT = 160
+_OLD_VALUE_LIMIT = 300
+# Editable fields as the journal names them, in the order of the area table.
+_FIELD_HEADERS = {c.key: c.header for c in L.AREA_COLUMNS}
+
+
+@dataclass(frozen=True)
+class AreaCounts:
+    """What the Dashboard's formulas compute for one area, computed by the tool from the plan."""
+
+    area: Area
+    by_status: dict[str, int]
+    total: int
+    closed: int
+    past_due: int
+
+
+@dataclass
+class MasterContent:
+    """What the master adds to the owner's workbook: journal changes, marks, returns, the day it is as at."""
+
+    as_of: dt.date
+    changes: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (action id, field) -> comment
+    returns: dict[str, Any] | None = None  # status.status_report, when a distribution exists
+    published: dict[str, Any] | None = None  # the journal's last publish line
+
+
+def _closed(plan: Plan) -> set[str]:
+    return {s.name for s in plan.statuses if s.closed}
+
+
+def is_past_due(action: Action, closed: set[str], today: dt.date) -> bool:
+    return action.due is not None and action.due < today and action.status not in closed
+
+
+def area_counts(plan: Plan, today: dt.date) -> list[AreaCounts]:
+    """Per area: actions by status (vocabulary order), total, closed, open and past their due date."""
+    closed = _closed(plan)
+    out = []
+    for area in plan.areas:
+        by_status = {s.name: 0 for s in plan.statuses}
+        for action in area.actions:
+            by_status[action.status] = by_status.get(action.status, 0) + 1
+        out.append(
+            AreaCounts(
+                area,
+                by_status,
+                len(area.actions),
+                sum(by_status[name] for name in closed),
+                sum(1 for a in area.actions if is_past_due(a, closed, today)),
+            )
+        )
+    return out
+
+
+def master_content(
+    plan: Plan,
+    plan_path: Path,
+    *,
+    today: dt.date,
+    outbox: Path | None = None,
+    inbox: Path | None = None,
+) -> MasterContent:
+    """Gather the journal and, when a distribution exists, the state of its returns."""
+    entries = J.read_journal(J.journal_path(plan_path), plan.revision)
+    published = J.last_publication(entries)
+    changes = [e for e in entries if e.get("action_id") and e.get("event") != "return"]
+    changes.reverse()  # newest first; lines are appended in time order
+    returns = None
+    if outbox is not None:
+        from .status import status_report
+
+        returns = status_report(plan, plan_path, outbox, inbox)
+    return MasterContent(
+        as_of=today,
+        changes=changes,
+        marks=change_marks(entries, published),
+        returns=returns,
+        published=published,
+    )
+
+
+def change_marks(
+    entries: Iterable[dict[str, Any]], published: dict[str, Any] | None
+) -> dict[tuple[str, str], str]:
+    """A comment for every cell changed since the last publication (every journalled change if none)."""
+    since = int(published["revision"]) if published else 0
+    marks: dict[tuple[str, str], str] = {}
+    history: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in entries:
+        if e.get("event") == "change" and int(e.get("revision", 0)) > since:
+            history.setdefault((e["action_id"], e["field"]), []).append(e)
+    for key, changes in history.items():
+        first, last = changes[0], changes[-1]
+        when = _day(last.get("time", ""))
+        text = (
+            f"Changed {when} by {last.get('recipient', '?')} (from {Path(str(last.get('return', ''))).name})."
+        )
+        if len(changes) > 1:
+            text += f" Changed {len(changes)} times since the last publication."
+        old = str(first.get("old") or "(empty)")
+        if len(old) > _OLD_VALUE_LIMIT:
+            old = old[:_OLD_VALUE_LIMIT] + "…"
+        marks[key] = f"{text}\nWas: {old}"
+    return marks
+
+
+def _day(stamp: str) -> str:
+    try:
+        return dt.datetime.fromisoformat(stamp).strftime("%d/%m/%Y %H:%M")
+    except ValueError:
+        return stamp
+
+
+def _criteria(text: str) -> str:
+    """A COUNTIFS criterion matching exactly `text`: '=' keeps it from being read as an operator, '~'
+    escapes the wildcards, and the whole is an Excel string literal."""
+    escaped = text.replace("~", "~~").replace("*", "~*").replace("?", "~?")
+    return '"=' + escaped.replace('"', '""') + '"'
+
+
+def _range(sheet: str, col_key: str, rows: int) -> str:
+    letter = L.column_letter(L.column_index(col_key))
+    first = L.FIRST_DATA_ROW + 1
+    last = first + max(rows, 1) - 1
+    return f"{L.quote_sheet(sheet)}!${letter}${first}:${letter}${last}"
+
+
+class DashboardWriter:
+    """Writes the Dashboard sheet through the workbook writer's formats and checked calls."""
+
+    def __init__(self, w: WorkbookWriter, content: MasterContent) -> None:
+        self.w = w
+        self.plan = w.plan
+        self.content = content
+        self.ws: Any = None
+
+    def add_sheet(self) -> None:
+        # Added first so it is the first tab; filled once the area sheets' extents are known.
+        self.ws = self.w.wb.add_worksheet(L.DASHBOARD_SHEET)
+
+    def formats(self) -> None:
+        w = self.w
+        border = {"border": 1, "border_color": "#BFBFBF"}
+        w.fmt("dash_section", bold=True, font_size=13, font_color="#1F3864", bottom=2, bottom_color="#1F3864")
+        w.fmt("dash_area", text_wrap=True, valign="vcenter", **border)
+        w.fmt("dash_count", align="center", valign="vcenter", num_format="0;-0;–", **border)
+        w.fmt("dash_total", bold=True, align="center", valign="vcenter", bg_color="#D9E1F2", **border)
+        w.fmt("dash_total_label", bold=True, valign="vcenter", bg_color="#D9E1F2", **border)
+        w.fmt("dash_share", bold=True, align="center", valign="vcenter", num_format="0%", **border)
+        w.fmt("dash_share_total", bold=True, align="center", bg_color="#D9E1F2", num_format="0%", **border)
+        w.fmt(
+            "dash_late", align="center", valign="vcenter", num_format="0;-0;–", font_color="#9C0006", **border
+        )
+        w.fmt("dash_cell", text_wrap=True, **border)
+        w.fmt("dash_date", num_format=L.DATE_FORMAT, align="center", **border)
+        w.fmt("dash_note", italic=True, font_color="#595959", text_wrap=True)
+        for status in self.plan.statuses:
+            w.fmt(
+                f"dash_status:{status.name}",
+                bold=True,
+                text_wrap=True,
+                align="center",
+                valign="vcenter",
+                bg_color=status.colour,
+                font_color=contrast_colour(status.colour),
+                **border,
+            )
+
+    def write(self, sheets: Sequence[tuple[Area, list[Action]]]) -> None:
+        self.formats()
+        w, ws, plan = self.w, self.ws, self.plan
+        statuses = [s.name for s in plan.statuses]
+        n_status = len(statuses)
+        ws.hide_gridlines(2)
+        ws.set_column(0, 0, _AREA_WIDTH)
+        ws.set_column(1, n_status + 4, _FIGURE_WIDTH)
+        w.text(ws, _TITLE, 0, plan.title, w.fmt("title"))
+        as_of = self.content.as_of.strftime("%d %B %Y")
+        subtitle = f"{plan.force} · {plan.classification} · plan revision {plan.revision} · as at {as_of}"
+        last_col = n_status + 4
+        # Text over a merged range is written after the merge, so it still goes through write_string.
+        ws.merge_range(_SUBTITLE, 0, _SUBTITLE, last_col, "", w.fmt("subtitle"))
+        w.text(ws, _SUBTITLE, 0, subtitle, w.fmt("subtitle"))
+
+        # The table: one row per area, one column per status in vocabulary order, then the closed share.
+        counts = area_counts(plan, self.content.as_of)
+        rows_on_sheet = {area.id: len(actions) for area, actions in sheets}
+        w.text(ws, _TABLE_TITLE, 0, "Actions by capability area and status", w.fmt("dash_section"))
+        headers = ["Capability area", *statuses, "Total", "Closed", "Share closed", "Open, past due"]
+        for c, header in enumerate(headers):
+            fmt = w.fmt(f"dash_status:{header}") if 0 < c <= n_status else w.fmt("header")
+            w.text(ws, _TABLE_HEADER, c, header, fmt)
+        ws.set_row(_TABLE_HEADER, 32)
+        closed_cols = [1 + i for i, s in enumerate(plan.statuses) if s.closed]
+        total_col, closed_col, share_col, late_col = n_status + 1, n_status + 2, n_status + 3, n_status + 4
+        first = _TABLE_HEADER + 1
+        for i, ac in enumerate(counts):
+            r = first + i
+            a1 = r + 1
+            area = ac.area
+            n = rows_on_sheet.get(area.id, 0)
+            w.text(ws, r, 0, area.name, w.fmt("dash_area"))
+            status_rng = _range(area.sheet, "status", n)
+            for j, name in enumerate(statuses, start=1):
+                w.formula(
+                    ws, r, j, f"=COUNTIFS({status_rng},{_criteria(name)})", "dash_count", ac.by_status[name]
+                )
+            first_letter, last_letter = L.column_letter(1), L.column_letter(n_status)
+            w.formula(ws, r, total_col, f"=SUM({first_letter}{a1}:{last_letter}{a1})", "dash_total", ac.total)
+            closed_sum = "+".join(f"{L.column_letter(c)}{a1}" for c in closed_cols) or "0"
+            w.formula(ws, r, closed_col, f"={closed_sum}", "dash_count", ac.closed)
+            tot, clo = f"{L.column_letter(total_col)}{a1}", f"{L.column_letter(closed_col)}{a1}"
+            share = ac.closed / ac.total if ac.total else 0
+            w.formula(ws, r, share_col, f"=IF({tot}=0,0,{clo}/{tot})", "dash_share", share)
+            due_rng = _range(area.sheet, "due", n)
+            open_tests = "".join(f",{status_rng},{_criteria_not(s)}" for s in _closed_in_order(plan))
+            late = f'=COUNTIFS({due_rng},"<"&TODAY(){open_tests})'
+            w.formula(ws, r, late_col, late, "dash_late", ac.past_due)
+            ws.set_row(r, 30)
+        last = first + len(counts) - 1
+        total_row = last + 1
+        w.text(ws, total_row, 0, "All areas", w.fmt("dash_total_label"))
+        for c in range(1, late_col + 1):
+            letter = L.column_letter(c)
+            if c == share_col:
+                tot, clo = (
+                    f"{L.column_letter(total_col)}{total_row + 1}",
+                    f"{L.column_letter(closed_col)}{total_row + 1}",
+                )
+                total_closed = sum(ac.closed for ac in counts)
+                total_all = sum(ac.total for ac in counts)
+                value: float = total_closed / total_all if total_all else 0
+                w.formula(ws, total_row, c, f"=IF({tot}=0,0,{clo}/{tot})", "dash_share_total", value)
+                continue
+            if c <= n_status:
+                value = sum(ac.by_status[statuses[c - 1]] for ac in counts)
+            elif c == total_col:
+                value = sum(ac.total for ac in counts)
+            elif c == closed_col:
+                value = sum(ac.closed for ac in counts)
+            else:
+                value = sum(ac.past_due for ac in counts)
+            w.formula(ws, total_row, c, f"=SUM({letter}{first + 1}:{letter}{last + 1})", "dash_total", value)
+        note_row = total_row + 1
+        closed_names = ", ".join(s.name for s in plan.statuses if s.closed) or "none"
+        ws.merge_range(note_row, 0, note_row, late_col, "", w.fmt("dash_note"))
+        w.text(
+            ws,
+            note_row,
+            0,
+            f"Counts are live formulas over the area sheets. Closed statuses: {closed_names}. "
+            "“Open, past due” counts open actions whose due date has passed on the day the file is opened.",
+            w.fmt("dash_note"),
+        )
+        ws.set_row(note_row, 30)
+
+        row = self.chart(first, last, n_status, note_row + 2)
+        row = self.past_due(row + 1)
+        if self.content.returns is not None:
+            row = self.returns(row + 1)
+        w.page_setup(ws)
+        ws.fit_to_pages(1, 0)
+        w.protect(ws)
+
+    def chart(self, first: int, last: int, n_status: int, row: int) -> int:
+        w, ws = self.w, self.ws
+        chart = w.wb.add_chart({"type": "bar", "subtype": "stacked"})
+        sheet = L.DASHBOARD_SHEET
+        for j, status in enumerate(self.plan.statuses, start=1):
+            chart.add_series(
+                {
+                    "name": [sheet, _TABLE_HEADER, j],
+                    "categories": [sheet, first, 0, last, 0],
+                    "values": [sheet, first, j, last, j],
+                    "fill": {"color": status.colour},
+                    "border": {"color": "#FFFFFF"},
+                    "gap": 60,
+                }
+            )
+        chart.set_title({"name": "Actions by capability area and status", "name_font": {"size": 12}})
+        # A bar chart draws its first category at the bottom; reversed, the areas read in plan order.
+        chart.set_y_axis({"reverse": True, "num_font": {"size": 9}})
+        chart.set_x_axis(
+            {"name": "Actions", "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}}
+        )
+        chart.set_legend({"position": "bottom"})
+        chart.set_chartarea({"border": {"none": True}})
+        height = 120 + 42 * (last - first + 1)
+        chart.set_size({"width": 980, "height": height})
+        checked(ws.insert_chart(row, 0, chart, {"x_offset": 4, "y_offset": 4}), "the dashboard chart")
+        return row + int(height / 20) + 2
+
+    def past_due(self, row: int) -> int:
+        w, ws, plan = self.w, self.ws, self.plan
+        closed = _closed(plan)
+        today = self.content.as_of
+        late = [(area, a) for area in plan.areas for a in area.actions if is_past_due(a, closed, today)]
+        late.sort(key=lambda pair: (pair[1].due or today, pair[1].id))
+        title = f"Open actions past their due date (as at {today.strftime('%d %B %Y')}): {len(late)}"
+        w.text(ws, row, 0, title, w.fmt("dash_section"))
+        row += 1
+        if not late:
+            w.text(ws, row, 0, "None.", w.fmt("dash_note"))
+            return row + 1
+        for c, header in enumerate(("Action", "ID", "Due", "Status", "Lead")):
+            w.text(ws, row, c, header, w.fmt("header"))
+        ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
+        w.text(ws, row, 4, "Lead", w.fmt("header"))
+        row += 1
+        for area, action in late:
+            text = (
+                action.action
+                if len(action.action) <= _ACTION_TEXT_LIMIT
+                else action.action[:_ACTION_TEXT_LIMIT] + "…"
+            )
+            w.text(ws, row, 0, f"{area.name}, {action.ref or action.id}: {text}", w.fmt("dash_cell"))
+            w.text(ws, row, 1, action.id, w.fmt("dash_cell"))
+            checked(ws.write_datetime(row, 2, action.due, w.fmt("dash_date")), "a due date on the dashboard")
+            w.text(
+                ws,
+                row,
+                3,
+                action.status,
+                w.fmt(f"dash_status:{action.status}")
+                if action.status in {s.name for s in plan.statuses}
+                else w.fmt("dash_cell"),
+            )
+            ws.merge_range(row, 4, row, 7, "", w.fmt("dash_cell"))
+            w.text(ws, row, 4, ", ".join(action.leads), w.fmt("dash_cell"))
+            ws.set_row(row, L.LINE_HEIGHT * max(2, -(-len(text) // int(_AREA_WIDTH * 1.1)) + 1))
+            row += 1
+        return row
+
+    def returns(self, row: int) -> int:
+        w, ws = self.w, self.ws
+        report = self.content.returns or {}
+        totals = report.get("totals", {})
+        title = (
+            f"Returns: {totals.get('issued', 0)} issued, {totals.get('returned', 0)} returned, "
+            f"{totals.get('merged', 0)} merged, {totals.get('outstanding', 0)} outstanding"
+        )
+        w.text(ws, row, 0, title, w.fmt("dash_section"))
+        row += 1
+        for c, header in enumerate(("Recipient", "Actions", "Returned", "Merged", "Outstanding")):
+            w.text(ws, row, c, header, w.fmt("header"))
+        row += 1
+        ordered = sorted(report.get("recipients", []), key=lambda r: (not r["outstanding"], r["recipient"]))
+        for rec in ordered:
+            w.text(ws, row, 0, rec["recipient"], w.fmt("dash_cell"))
+            w.number(ws, row, 1, rec["actions"], "dash_count")
+            w.text(ws, row, 2, "Yes" if rec["returned"] else "No", w.fmt("dash_cell"))
+            w.text(ws, row, 3, _day(rec["merged_at"])[:10] if rec["merged_at"] else "No", w.fmt("dash_cell"))
+            w.text(
+                ws,
+                row,
+                4,
+                "Outstanding" if rec["outstanding"] else "",
+                w.fmt("dash_late" if rec["outstanding"] else "dash_cell"),
+            )
+            row += 1
+        return row
+
+
+def _closed_in_order(plan: Plan) -> list[str]:
+    return [s.name for s in plan.statuses if s.closed]
+
+
+def _criteria_not(text: str) -> str:
+    escaped = text.replace("~", "~~").replace("*", "~*").replace("?", "~?")
+    return '"<>' + escaped.replace('"', '""') + '"'
+
+
+CHANGES_HEADERS = ("When", "Who", "From return", "Action", "Field", "Old", "New")
+CHANGES_WIDTHS = (17, 26, 24, 9, 10, 50, 50)
+
+
+def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
+    """The journal's applied changes, newest first."""
+    ws = w.wb.add_worksheet(L.CHANGES_SHEET)
+    for c, (header, width) in enumerate(zip(CHANGES_HEADERS, CHANGES_WIDTHS, strict=True)):
+        ws.set_column(c, c, width)
+        w.text(ws, 0, c, header, w.fmt("header"))
+    for r, e in enumerate(changes, start=1):
+        values = (
+            _day(str(e.get("time", ""))),
+            str(e.get("recipient", "")),
+            Path(str(e.get("return", ""))).name,
+            str(e.get("action_id", "")),
+            _FIELD_HEADERS.get(str(e.get("field", "")), str(e.get("field", e.get("event", "")))),
+            str(e.get("old") or ""),
+            str(e.get("new") or ""),
+        )
+        lines = 1
+        for c, value in enumerate(values):
+            if value:
+                w.text(ws, r, c, value, w.fmt("locked_wrap"))
+                lines = max(lines, lines_needed(value, CHANGES_WIDTHS[c]))
+        ws.set_row(r, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+    if not changes:
+        w.text(ws, 1, 0, "No changes have been merged into this plan yet.", w.fmt("dash_note"))
+    ws.freeze_panes(1, 0)
+    checked(ws.autofilter(0, 0, max(len(changes), 1), len(CHANGES_HEADERS) - 1), "autofilter on Changes")
+    w.page_setup(ws, repeat_row=0)
+    w.protect(ws)
+
+
+def write_master(
+    plan: Plan,
+    path: str | Path,
+    content: MasterContent,
+    *,
+    key: bytes | None = None,
+    clock: Clock | None = None,
+    issue_id: str | None = None,
+) -> IssueInfo:
+    """The owner's master workbook: Dashboard, About, the area sheets, Glossary, Changes, support sheets."""
+    return write_workbook(plan, path, key=key, clock=clock or utc_now, issue_id=issue_id, master=content)
