@@ -209,6 +209,19 @@ def dumps_plan(plan: Plan) -> str:
     return text
 
 
+def new_file_mode(target: Path) -> int:
+    """The mode a replacement of `target` should have: the old file's, or what the umask gives a new file.
+
+    A temporary file is created 0600; renamed into place as it is, a plan or workbook on a shared drive
+    would become unreadable to the rest of the team.
+    """
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` all at once: temp file beside it, fsync, rename."""
     target = Path(path)
@@ -218,8 +231,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
+        os.chmod(tmp, new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

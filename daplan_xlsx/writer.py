@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import layout as L
 from .errors import WorkbookWriteError
 from .meta import IssueMeta, build_meta, encode
+from .planfile import new_file_mode
 from .model import Action, Area, Plan
 
 if TYPE_CHECKING:
@@ -597,6 +598,7 @@ def write_workbook(
                     f"xlsxwriter refused part of the workbook: {exc}", file=target
                 ) from exc
             writer.close()
+        os.chmod(tmp, new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         writer.wb.fileclosed = True  # nothing more to write; keeps xlsxwriter from warning at exit

@@ -334,3 +334,20 @@ def test_cli_build_bad_input(tmp_path: Path, args: list[str], message: str) -> N
     assert result.stderr.startswith("Error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_written_files_get_the_umask_mode_not_the_temp_files(tmp_path: Path) -> None:
+    """Temporary files are created 0600; a workbook or plan renamed into place must not stay that way."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        book, plan_file = tmp_path / "m.xlsx", tmp_path / "plan.yaml"
+        write_workbook(make_plan(), book, clock=fixed_clock)
+        save_plan(make_plan(), plan_file)
+        assert (book.stat().st_mode & 0o777, plan_file.stat().st_mode & 0o777) == (0o644, 0o644)
+        book.chmod(0o640)
+        write_workbook(make_plan(), book, clock=fixed_clock)
+        assert book.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    finally:
+        os.umask(old)
