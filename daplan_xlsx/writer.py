@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from . import layout as L
 from .errors import WorkbookWriteError
 from .meta import IssueMeta, build_meta, encode
-from .planfile import new_file_mode
 from .model import Action, Area, Plan
+from .planfile import new_file_mode
 
 if TYPE_CHECKING:
     from .master import MasterContent
