@@ -1,0 +1,65 @@
+"""`daplan demo`: the whole loop on the bundled example, in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+from click.testing import CliRunner
+
+from daplan_xlsx import journal as J
+from daplan_xlsx import layout as L
+from daplan_xlsx.cli import cli
+from daplan_xlsx.demo import LABEL, SAMPLE_EDITS
+from daplan_xlsx.planfile import load_plan
+
+
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", str(folder)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for n in range(1, 10):
+        assert f"== {n}. " in out
+    for command in ("validate", "distribute", "diff", "merge", "status", "build", "export"):
+        assert f"$ daplan {command} " in out
+
+    plan = load_plan(folder / "plan.yaml")
+    assert plan.revision == 2
+    actions = plan.action_index()
+    # Applied: the sample edits without a conflict or a refused value.
+    assert actions["LG-4"].status == "Complete" and actions["LG-4"].response.startswith(LABEL)
+    assert actions["LN-2"].target == "March 2016"
+    # The conflict and the invalid value are left for a person, never applied.
+    assert not actions["LG-2"].response.startswith(LABEL)
+    assert actions["FR-3"].status != "Finished"
+    assert "Conflict (1):" in out and "Rejected (1):" in out and "'Finished' is not in the list" in out
+
+    changes = [e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "change"]
+    assert {(e["action_id"], e["field"]) for e in changes} == {
+        ("LG-4", "status"),
+        ("LG-4", "response"),
+        ("MV-1", "due"),
+        ("LN-2", "target"),
+    }
+    assert (folder / "conflicts.xlsx").is_file()
+    assert sorted(p.name for p in (folder / "inbox").iterdir()) == sorted(
+        {f"{e.recipient.lower().replace(' ', '-')}.xlsx" for e in SAMPLE_EDITS}
+    )
+    wb = openpyxl.load_workbook(folder / "master.xlsx")
+    assert wb.sheetnames[0] == L.DASHBOARD_SHEET
+    html = (folder / "plan.html").read_text(encoding="utf-8")
+    assert plan.title in html
+
+
+def test_demo_refuses_a_folder_in_use_unless_forced(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "mine.txt").write_text("keep me", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["demo", str(folder)])
+    assert result.exit_code == 2
+    assert "the folder is not empty" in result.output and "--force" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["mine.txt"]
+    result = CliRunner().invoke(cli, ["demo", str(folder), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "mine.txt").read_text(encoding="utf-8") == "keep me"
