@@ -312,12 +312,14 @@ class _ReturnReader:
             )
         for dup in sorted(self.duplicates):
             self.rows.pop(dup, None)
+        home = {a.id: area.sheet for area in self.plan.areas for a in area.actions}
         for action_id in self.scope:
             if action_id not in self.rows and action_id not in self.duplicates:
                 self.findings.append(
                     Finding(
                         "row-deleted",
                         f"action {action_id} is missing from the workbook (row deleted or ID changed)",
+                        sheet=home.get(action_id, ""),  # the sheet it was issued on; the row itself is gone
                         action_id=action_id,
                     )
                 )

@@ -15,8 +15,10 @@ report on stdout: the LibreOffice version, the locale in force, and for every "s
 
 Edits (rows are 1-based, as Calc shows them; "sheet" is a sheet name):
   {"op": "set", "sheet": S, "cell": "H6", "text": "Complete"}
-      typed input: cell.setFormula(text), which LibreOffice parses exactly like text typed into the cell
-      (a date, a number, a formula or text, according to the cell's number format and the locale).
+      typed input: the cell's FormulaLocal property, which LibreOffice parses exactly like text typed into
+      the cell (a date, a number, a formula or text, according to the cell's number format and the locale).
+      Not cell.setFormula(text): that parses with the API's en-US grammar whatever the locale, so a typed
+      "31/03/2016" would stay text (and the cell would be given the text format).
   {"op": "set_text", "sheet": S, "cell": "D6", "text": "line 1\\nline 2"}
       literal text: cell.setString(text); "\\n" is a line break inside the cell (Ctrl+Enter in Calc).
   {"op": "sort", "sheet": S, "range": "A6:L8", "by_column": 7, "descending": false}
@@ -209,7 +211,8 @@ def apply_edits(doc: Any, edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if op in ("set", "set_text"):
             cell = sheet.getCellRangeByName(edit["cell"])
             if op == "set":
-                cell.setFormula(edit["text"])
+                # FormulaLocal, not setFormula: only it parses with the office locale, as typing does.
+                cell.setPropertyValue("FormulaLocal", edit["text"])
             else:
                 cell.setString(edit["text"])
             report.append({"op": op, "sheet": edit["sheet"], "cell": edit["cell"], **describe(doc, cell)})

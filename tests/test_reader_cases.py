@@ -587,7 +587,7 @@ def test_id_changed_to_unknown(issued: Path, plan: Plan) -> None:
 
     result = diff_return(edited(issued, change), plan)
     assert result.changes == []
-    assert kinds(result) == [("unknown-id", LG, "A7"), ("row-deleted", "", "")]
+    assert kinds(result) == [("unknown-id", LG, "A7"), ("row-deleted", LG, "")]
     assert "LG-9" in result.findings[0].message
     assert result.findings[1].action_id == "LG-2"
 
