@@ -1,11 +1,28 @@
 """The audit journal: one JSON line per merged return and per applied change, beside the plan file.
 
-`PLAN.journal.jsonl` (for `plan.yaml`, `plan.journal.jsonl`). Two kinds of line, both carrying the plan
-revision they produced:
+`PLAN.journal.jsonl` (for `plan.yaml`, `plan.journal.jsonl`). Four kinds of line, each carrying the plan
+revision it produced or saw:
 
-    {"event": "return", "time", "revision", "return", "sha256", "issue_id", "recipient", "issued_at"}
+    {"event": "return", "time", "revision", "return", "sha256", "issue_id", "recipient", "issued_at",
+     "proposals_pending"}
     {"event": "change", "time", "revision", "return", "sha256", "issue_id", "recipient",
      "action_id", "field", "old", "new"}
+    {"event": "add", "time", "revision", "return", "sha256", "issue_id", "recipient",
+     "action_id", "area", "sheet", "row", "values"}
+    {"event": "publish", "time", "revision", "file", "format"}
+
+A `return` line says a return was merged. `proposals_pending` counts its proposed new rows that were left
+unadded because the merge ran without `--accept-new` (absent in older journals: 0). Such a return is not
+fully merged: merging it again applies none of its field values (they were decided the first time) but, with
+`--accept-new`, adds its proposals and writes a new `return` line with `proposals_pending` 0.
+
+An `add` line is a new local action added from a return's proposed row with `--accept-new`: who proposed it
+(`recipient`, `issue_id`), from which file (`return`, `sha256`), the row it was on (`sheet`, `row`, 1-based),
+the new `action_id` in area `area`, and `values`: its action text and editable fields (`action`,
+`response`, `target`, `due`, `lead`, `status`, `notes`) as added, in the plan's text form.
+
+A `publish` line is written by `daplan export`: the master workbook marks the cells changed since the last
+one.
 
 A merge appends its lines (flushed and fsynced) *before* it replaces the plan. If it is killed in between,
 the journal holds lines whose revision is above the plan's; they describe a merge that never happened and
@@ -79,6 +96,23 @@ def merged_returns(entries: Iterable[dict[str, Any]]) -> list[MergedReturn]:
     ]
 
 
+def last_publication(entries: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest `publish` line, or None when the plan has never been exported."""
+    found = None
+    for e in entries:
+        if e.get("event") == "publish":
+            found = e
+    return found
+
+
+def record_publication(plan_path: Path, revision: int, file: Path, fmt: str, time: str) -> None:
+    """Note that the plan at this revision was published to a file."""
+    path = journal_path(plan_path)
+    compact(path, revision)
+    entry = {"event": "publish", "time": time, "revision": revision, "file": str(file), "format": fmt}
+    append(path, [entry])
+
+
 def compact(path: Path, plan_revision: int) -> None:
     """Drop the lines of an interrupted merge, so new lines follow committed ones only."""
     if not path.exists():
@@ -103,3 +137,12 @@ def append(path: Path, entries: list[dict[str, Any]]) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def proposals_pending(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Return file SHA-256 -> how many of its proposed rows its latest `return` line left unadded."""
+    out: dict[str, int] = {}
+    for e in entries:
+        if e.get("event") == "return":
+            out[e["sha256"]] = int(e.get("proposals_pending", 0))
+    return out

@@ -5,6 +5,11 @@ conflict. All returns are considered together, so the result does not depend on 
 returns that change one field to different values conflict with each other. A conflict is data, never an
 exception, and every refused or competing value stays in the result.
 
+A return is read once. Merged again (the same bytes, per the journal) it applies nothing; only when its
+proposed rows were left unadded (merged without `--accept-new`) is it read again, for those rows alone. The
+same file given twice in one merge counts once. Rows the reader could not take (an action outside the
+scope, an ID not in the plan, an ID twice) keep their values as rejected items.
+
 `merge_returns` decides and builds the merged plan without writing anything; `commit_merge` writes the
 journal and then the plan (see journal.py for why in that order).
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
@@ -21,14 +27,23 @@ from typing import Any, Literal
 
 from . import journal as J
 from . import layout as L
+from . import normalise as N
 from .errors import MetadataError
+from .meta import field_value
 from .model import Action, Plan
-from .reader import Finding, Proposal, normalise_field, plan_base, read_return
+from .reader import Finding, Proposal, ReturnReading, normalise_field, plan_base, read_return
 
 Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
 MERGE_FORMAT = 1
 # Free-text fields whose competing values `combine` may join into one attributed text.
 COMBINABLE = ("response", "notes")
+# Notes of returns that are skipped, not refused: nothing in them is left for a person.
+ALREADY_MERGED = "already merged"
+SAME_FILE = "the same file as"
+# Findings for a whole row the reader did not take; its values become rejected items.
+UNREAD_ROWS = ("out-of-scope", "unknown-id", "duplicate-id")
+# What an `add` journal line records of a new action.
+ADDED_FIELDS = ("action", *L.EDITABLE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -89,9 +104,11 @@ class MergeResult:
 
     @property
     def needs_person(self) -> bool:
+        """A conflict, a rejected value, a refused return, a problem found in a return, a proposal not added."""
         return (
             any(i.outcome in ("conflict", "rejected") for i in self.items)
-            or any(not r.accepted and r.note != "already merged" for r in self.returns)
+            or any(not r.accepted and not skipped(r) for r in self.returns)
+            or any(f.severity == "problem" for _, f in self.findings)
             or any(not new_id for _, _, new_id in self.proposals)
         )
 
@@ -106,6 +123,11 @@ class MergeResult:
             "proposals": [{"source": s, "new_id": n, **asdict(p)} for s, p, n in self.proposals],
             "warnings": self.warnings,
         }
+
+
+def skipped(summary: ReturnSummary) -> bool:
+    """Not merged because it was already (the same bytes merged before, or given twice): not refused."""
+    return not summary.accepted and summary.note.startswith((ALREADY_MERGED, SAME_FILE))
 
 
 def file_sha256(path: Path) -> str:
@@ -132,6 +154,13 @@ def _contributor(path: Path) -> str:
 
 @dataclass
 class _Collected:
+    plan: Plan
+    key: bytes | None
+    accept_new: bool
+    merged: list[J.MergedReturn]
+    merged_sha: dict[str, J.MergedReturn]
+    pending: dict[str, int]  # sha256 -> proposed rows a merge of those bytes left unadded
+    seen: dict[str, str] = dc_field(default_factory=dict)  # sha256 -> first file with those bytes here
     candidates: dict[tuple[str, str], list[Candidate]] = dc_field(default_factory=dict)
     items: list[MergeItem] = dc_field(default_factory=list)
     returns: list[ReturnSummary] = dc_field(default_factory=list)
@@ -154,11 +183,10 @@ def merge_returns(
     """Decide every field of every return against the plan; nothing is written."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     merged = J.merged_returns(journal)
-    merged_sha = {m.sha256: m for m in merged}
-    c = _Collected()
+    c = _Collected(plan, key, accept_new, merged, {m.sha256: m for m in merged}, J.proposals_pending(journal))
     # Files in name order so reports are stable; the decisions themselves do not depend on it.
     for path in sorted(paths, key=lambda p: str(p)):
-        _collect(plan, path, key, merged, merged_sha, c)
+        _collect(path, c)
         if progress:
             progress(path)
 
@@ -172,7 +200,16 @@ def merge_returns(
         if decision is not None:
             decisions.append(decision)
     items = decisions + c.items
-    items.sort(key=lambda i: (order.get(i.action_id, -1), _field_order(i.field), i.source, i.outcome))
+    items.sort(
+        key=lambda i: (
+            order.get(i.action_id, -1),
+            _field_order(i.field),
+            i.source,
+            i.outcome,
+            i.reason,
+            i.new,
+        )
+    )
 
     new_plan, warnings = _apply(plan, decisions, c, accept_new, now)
     summary = {r.file: r for r in c.returns}
@@ -181,6 +218,7 @@ def merge_returns(
     stamp = now.isoformat()
     for r in c.returns:
         if r.accepted:
+            left = 0 if accept_new else sum(1 for source, _, _ in c.proposals if source == r.file)
             entries.append(
                 {
                     "event": "return",
@@ -191,6 +229,7 @@ def merge_returns(
                     "issue_id": r.issue_id,
                     "recipient": r.recipient,
                     "issued_at": r.issued_at,
+                    "proposals_pending": left,
                 }
             )
     for item in decisions:
@@ -214,6 +253,28 @@ def merge_returns(
                 }
             )
             break  # one line per change; the other sources agreeing are named in the report
+    added = {a.id: (area.id, a) for area, a in new_plan.iter_actions()}
+    for source, proposal, new_id in c.proposals:
+        if not new_id:
+            continue
+        ret = summary[source]
+        area_id, action = added[new_id]
+        entries.append(
+            {
+                "event": "add",
+                "time": stamp,
+                "revision": revision,
+                "return": source,
+                "sha256": ret.sha256,
+                "issue_id": ret.issue_id,
+                "recipient": ret.recipient,
+                "action_id": new_id,
+                "area": area_id,
+                "sheet": proposal.sheet,
+                "row": proposal.row,
+                "values": {k: field_value(action, k) for k in ADDED_FIELDS},
+            }
+        )
     warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
     return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries)
 
@@ -222,25 +283,22 @@ def _field_order(name: str) -> int:
     return L.EDITABLE_FIELDS.index(name) if name in L.EDITABLE_FIELDS else len(L.EDITABLE_FIELDS)
 
 
-def _collect(
-    plan: Plan,
-    path: Path,
-    key: bytes | None,
-    merged: list[J.MergedReturn],
-    merged_sha: dict[str, J.MergedReturn],
-    c: _Collected,
-) -> None:
+def _collect(path: Path, c: _Collected) -> None:
     source = str(path)
     sha = file_sha256(path) if path.is_file() else ""
-    if sha and sha in merged_sha:
-        c.returns.append(
-            ReturnSummary(
-                source, sha, merged_sha[sha].issue_id, merged_sha[sha].recipient, note="already merged"
-            )
-        )
+    if sha and sha in c.seen:
+        # The same bytes under two names (a copy, a re-saved attachment): merged once, by the first name.
+        c.returns.append(ReturnSummary(source, sha, note=f"{SAME_FILE} {Path(c.seen[sha]).name}"))
+        return
+    if sha:
+        c.seen[sha] = source
+    earlier = c.merged_sha.get(sha) if sha else None
+    pending = c.pending.get(sha, 0) if earlier else 0
+    if earlier is not None and not pending:
+        c.returns.append(ReturnSummary(source, sha, earlier.issue_id, earlier.recipient, note=ALREADY_MERGED))
         return
     try:
-        reading = read_return(path, plan, key)
+        reading = read_return(path, c.plan, c.key)
     except MetadataError as exc:
         c.returns.append(ReturnSummary(source, sha, note=exc.one_line()))
         c.items.append(MergeItem("", "", "rejected", source, reason=exc.what))
@@ -254,11 +312,24 @@ def _collect(
         refusal = f"metadata tampered: {meta.problem}"
     elif meta.verdict == "missing":
         refusal = "no issue metadata, so there is no base to merge against (see it with `daplan diff`)"
-    elif meta.verdict == "unsigned" and key is not None:
+    elif meta.verdict == "unsigned" and c.key is not None:
         refusal = "the workbook is not signed, but the plan owner has a key: it was not issued by this owner"
     if refusal:
         summary.note = refusal
         c.items.append(MergeItem("", "", "rejected", source, reason=refusal))
+        return
+    if earlier is not None:
+        # Merged before with its proposed rows left unadded: its values were decided then; only the
+        # proposals are still open.
+        for proposal in reading.proposals:
+            c.proposals.append((source, proposal, ""))
+        n = len(reading.proposals)
+        summary.accepted = c.accept_new
+        summary.note = (
+            f"merged before; now adding its {n} proposed new action(s)"
+            if c.accept_new
+            else f"{ALREADY_MERGED}; its {n} proposed new action(s) are not added (merge again with --accept-new)"
+        )
         return
     summary.accepted = True
     if meta.verdict == "unsigned":
@@ -270,13 +341,14 @@ def _collect(
         m.recipient == reading.recipient
         and m.issued_at > meta.meta.issued_at
         and m.issue_id != reading.issue_id
-        for m in merged
+        for m in c.merged
     )
     if stale:
         summary.note = (summary.note + "; " if summary.note else "") + (
             "stale: a later workbook issued to the same recipient was merged already"
         )
     contributor = _contributor(path)
+    c.items.extend(_unread_rows(reading, c.plan, source))
     for finding in reading.findings:
         if finding.severity == "problem" and finding.field and finding.action_id:
             c.items.append(
@@ -310,6 +382,73 @@ def _collect(
             )
             c.candidates.setdefault((action_id, key_), []).append(cand)
             c.touched.add(action_id)
+
+
+def _unread_rows(reading: ReturnReading, plan: Plan, source: str) -> list[MergeItem]:
+    """Rejected items for the values of rows the reader did not take, so nothing they say is lost.
+
+    A row outside the scope counts against the plan as it stands (a pasted copy of the plan's row says
+    nothing), the rows of a duplicated ID against their issued base, a row whose ID is not in the plan
+    against nothing. Formulas are kept as their text, values not valid as typed as their text.
+    """
+    from .container import open_container
+    from .reader import SUPPORT_SHEETS, Normaliser, _find_header, _sheet, cell_ref, open_workbook
+
+    unread = [f for f in reading.findings if f.kind in UNREAD_ROWS and f.sheet and f.cell]
+    if not unread:
+        return []
+    at_cell: dict[tuple[str, int], Finding] = {}  # (sheet, 0-based row) -> its finding
+    duplicated: dict[str, Finding] = {}  # ID -> its first duplicate-id finding (every row with it is unread)
+    for f in unread:
+        m = re.fullmatch(r"[A-Z]+([0-9]+)", f.cell)
+        if f.kind == "duplicate-id" and f.action_id:
+            duplicated.setdefault(f.action_id, f)
+        elif m is not None:
+            at_cell[(f.sheet, int(m.group(1)) - 1)] = f
+    container = open_container(reading.path)
+    wb = open_workbook(container)
+    norm = Normaliser(plan, container.epoch1904)
+    current = plan_base(plan, plan.action_index())
+    sheets = {s for s, _ in at_cell}
+    if duplicated:
+        sheets |= {name for name in wb.sheet_names if name.casefold() not in SUPPORT_SHEETS}
+    items: list[MergeItem] = []
+    for name in sorted(sheets):
+        _, rows, formulas = _sheet(wb, name, container)
+        header = _find_header(rows)
+        if header is None:
+            continue
+        header_row, cols = header
+        id_col = cols["id"]
+        for r in range(header_row + 1, len(rows)):
+            row = rows[r]
+            row_id = N.text(row[id_col]) if id_col < len(row) else ""
+            finding = at_cell.get((name, r)) or duplicated.get(row_id)
+            if finding is None:
+                continue
+            if finding.kind == "out-of-scope" and row_id in current:
+                known = current[row_id]
+            elif finding.kind == "duplicate-id" and row_id in reading.base:
+                known = reading.base[row_id]
+            else:
+                known = {}
+            for key in L.EDITABLE_FIELDS:
+                col = cols.get(key)
+                if col is None:
+                    continue
+                ref = cell_ref(r, col)
+                raw = row[col] if col < len(row) else None
+                if ref in formulas:
+                    value = formulas[ref]
+                else:
+                    try:
+                        value = norm.field(key, raw)
+                    except ValueError:  # refused anyway: kept as typed
+                        value = N.text(raw)
+                if value != known.get(key, ""):
+                    reason = f"{finding.kind}: {finding.message} ({name}!{ref})"
+                    items.append(MergeItem(row_id, key, "rejected", source, reason=reason, new=value))
+    return items
 
 
 def _decide(
@@ -375,12 +514,14 @@ def _apply(
     }
     index = plan.action_index()
     changed: dict[str, Action] = {}
+    contributors: dict[str, set[str]] = {}  # everyone whose value was applied to the action, any field
     for item in applied:
         action = changed.get(item.action_id, index[item.action_id])
         updated = Action.model_validate(_set_field(action, item.field, item.new))
-        recipients = sorted({cand.recipient for cand in item.candidates})
+        who = contributors.setdefault(item.action_id, set())
+        who.update(cand.recipient for cand in item.candidates)
         changed[item.action_id] = updated.model_copy(
-            update={"updated": now, "updated_by": ", ".join(recipients)}
+            update={"updated": now, "updated_by": ", ".join(sorted(who))}
         )
     for action_id, action in changed.items():
         ai, xi = positions[action_id]
@@ -396,6 +537,7 @@ def _add_proposals(plan: Plan, data: dict[str, Any], c: _Collected, now: dt.date
     """Give each proposed row a fresh id in the area of its sheet; the owner reviews them after."""
     warnings = []
     by_sheet = {a.sheet: ai for ai, a in enumerate(plan.areas)}
+    recipient_of = {r.file: r.recipient for r in c.returns}
     used = set(plan.action_index())
     accepted = []
     for source, proposal, _ in sorted(c.proposals, key=lambda t: (t[0], t[1].sheet, t[1].row)):
@@ -426,7 +568,9 @@ def _add_proposals(plan: Plan, data: dict[str, Any], c: _Collected, now: dt.date
             if value:
                 action.update(_set_field(Action.model_validate(action), key, value))
         action["updated"] = now
-        action["updated_by"] = "proposed by " + source
+        action["updated_by"] = (
+            f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})"
+        )
         data["areas"][ai]["actions"].append(Action.model_validate(action).model_dump())
         accepted.append((source, proposal, new_id))
     c.proposals = accepted

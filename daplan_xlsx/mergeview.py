@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from . import layout as L
-from .merge import MergeResult
+from .merge import MergeResult, skipped
 from .writer import IssueInfo, write_workbook
 
 WIDTH = 100
@@ -20,6 +20,14 @@ def _field(name: str) -> str:
 def _short(text: str, limit: int = 70) -> str:
     one = " ⏎ ".join(text.splitlines())
     return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def _in_full(text: str, shown: str, indent: str) -> list[str]:
+    """The whole value under its shortened form, when that form cut it: a refused or competing value is
+    kept in the report, not only in --json."""
+    if shown == text:
+        return []
+    return [f"{indent}in full:"] + [f"{indent}  {line}" for line in text.splitlines() or [""]]
 
 
 def render_report(result: MergeResult, dry_run: bool) -> str:
@@ -36,7 +44,7 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
     lines.append("")
     lines.append("Returns:")
     for r in result.returns:
-        state = "merged" if r.accepted else ("skipped" if r.note == "already merged" else "REJECTED")
+        state = "merged" if r.accepted else ("skipped" if skipped(r) else "REJECTED")
         who = f" {r.recipient}" if r.recipient else ""
         lines.extend(
             textwrap.wrap(
@@ -59,11 +67,13 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
                 lines.append(f"      current: {_short(i.current)!s}")
                 for c in i.candidates:
                     lines.append(f"      {Path(c.source).name} ({c.recipient}): {_short(c.value)}")
+                    lines.extend(_in_full(c.value, _short(c.value), "        "))
             elif outcome == "rejected":
                 value = f" [value: {_short(i.new, 50)}]" if i.new else ""
                 lines.extend(
                     textwrap.wrap(f"  {target}: {i.reason}{value}", WIDTH, subsequent_indent="      ")
                 )
+                lines.extend(_in_full(i.new, _short(i.new, 50), "      "))
             else:
                 lines.append(f"  {target}: {_short(i.current, 35)} → {_short(i.new, 35)}")
     if result.proposals:

@@ -293,3 +293,45 @@ class Loop:
     def snapshot(self) -> tuple[bytes, bytes | None]:
         """The plan's and the journal's bytes (None: no journal)."""
         return self.plan_path.read_bytes(), self.journal.read_bytes() if self.journal.exists() else None
+
+
+def run_daplan(args: list[str], *, terminal: bool) -> tuple[int, str, str]:
+    """`python -m daplan_xlsx ARGS` with stderr on a pseudo-terminal (as in a console) or on a pipe (as
+    when run from a script); the exit code, stdout and stderr."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if k != "DAPLAN_KEY_FILE"}
+    command = [sys.executable, "-m", "daplan_xlsx", *args]
+    if not terminal:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+    import pty
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the terminal's other end closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    try:
+        with subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env
+        ) as proc:
+            os.close(slave)
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            out, _ = proc.communicate(timeout=300)
+            reader.join(30)
+    finally:
+        os.close(master)
+    return proc.returncode, out.decode("utf-8"), b"".join(chunks).decode("utf-8", "replace")

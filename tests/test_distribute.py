@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner, Result
 from conftest import EXAMPLES, fixed_clock, make_plan
+from returns import run_daplan
 
 from daplan_xlsx.cli import cli
 from daplan_xlsx.distribute import MANIFEST, distribute, recipients, slug
@@ -343,3 +344,20 @@ def test_missing_key_file_is_an_error(tmp_path: Path) -> None:
     )
     assert "key" in line
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, terminal: bool) -> None:
+    plan = load_plan(EXAMPLES[0])
+    assert len(recipients(plan, "lead")) >= 5
+    out = tmp_path / "outbox"
+    code, stdout, stderr = run_daplan(
+        ["distribute", str(saved(tmp_path, plan)), "-o", str(out)], terminal=terminal
+    )
+    assert code == 0, stdout + stderr
+    assert f"Wrote {len(recipients(plan, 'lead'))} workbook(s)" in stdout
+    if terminal:
+        assert "Writing workbooks" in stderr and "100%" in stderr
+        assert "Writing workbooks" not in stdout
+    else:
+        assert stderr == ""

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import require
 from click.testing import CliRunner, Result
 from conftest import EXAMPLES, fixed_clock, make_plan
-from returns import Loop, ReturnEditor, edit_return
+from openpyxl.utils import get_column_letter as openpyxl_letter
+from returns import Loop, ReturnEditor, edit_return, plan_row, run_daplan
 
 from daplan_xlsx import journal as J
 from daplan_xlsx.cli import cli
@@ -25,7 +27,7 @@ from daplan_xlsx.merge import MergeResult, commit_merge, file_sha256, merge_retu
 from daplan_xlsx.mergeview import RESOLUTION_RECIPIENT, render_report
 from daplan_xlsx.meta import field_value, read_workbook_meta
 from daplan_xlsx.model import Plan
-from daplan_xlsx.planfile import dumps_plan, load_plan
+from daplan_xlsx.planfile import dumps_plan, load_plan, save_plan
 from daplan_xlsx.signing import write_key
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)
@@ -47,7 +49,31 @@ CHANGE_KEYS = {
     "old",
     "new",
 }
-RETURN_KEYS = {"event", "time", "revision", "return", "sha256", "issue_id", "recipient", "issued_at"}
+RETURN_KEYS = {
+    "event",
+    "time",
+    "revision",
+    "return",
+    "sha256",
+    "issue_id",
+    "recipient",
+    "issued_at",
+    "proposals_pending",
+}
+ADD_KEYS = {
+    "event",
+    "time",
+    "revision",
+    "return",
+    "sha256",
+    "issue_id",
+    "recipient",
+    "action_id",
+    "area",
+    "sheet",
+    "row",
+    "values",
+}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -267,10 +293,12 @@ def test_merge_end_to_end(tmp_path: Path, make: Callable[[], Plan], mode: str) -
     assert len(refused) == 1 and "tampered" in refused[0]["reason"]
     assert not any(i["action_id"] == k.c_action and i["outcome"] == "applied" for i in data["items"])
 
-    # The pasted row outside A's scope is a finding, not a change.
+    # The pasted row outside A's scope is a finding and a rejected value kept with its field, not a change.
     outside = [f for f in data["findings"] if f["kind"] == "out-of-scope"]
     assert [(f["action_id"], f["source"]) for f in outside] == [(k.outside, str(k.files["a"]))]
-    assert not any(i["action_id"] == k.outside and str(k.files["a"]) in i["source"] for i in data["items"])
+    pasted = [i for i in data["items"] if i["action_id"] == k.outside and str(k.files["a"]) in i["source"]]
+    assert [(i["field"], i["outcome"], i["new"]) for i in pasted] == [("response", "rejected", PASTED)]
+    assert pasted[0]["reason"].startswith("out-of-scope: ")
 
     # The new row is a proposal, not added without --accept-new.
     assert [(p["values"]["action"], p["new_id"]) for p in data["proposals"]] == [(NEW_ACTION, "")]
@@ -302,6 +330,9 @@ def test_merge_end_to_end(tmp_path: Path, make: Callable[[], Plan], mode: str) -
         assert e["sha256"] == file_sha256(Path(e["return"]))
         assert e["revision"] == after.revision
         assert e["issued_at"] == fixed_clock().isoformat()
+        # A's proposed row was left unadded (no --accept-new): its return is not fully merged.
+        assert e["proposals_pending"] == (1 if e["recipient"] == k.a else 0)
+    assert not any(e["event"] == "add" for e in lines)
     changes = journal_changes(loop)
     assert sorted((e["action_id"], e["field"], e["old"], e["new"]) for e in changes) == sorted(
         [
@@ -332,7 +363,11 @@ def test_merge_end_to_end(tmp_path: Path, make: Callable[[], Plan], mode: str) -
     assert loop.snapshot() == (plan_bytes, journal_bytes)
     assert items_of(data2, "applied") == []
     notes = {Path(r["file"]).name: r["note"] for r in data2["returns"]}
-    assert notes["a-return.xlsx"] == notes["b-return.xlsx"] == "already merged"
+    assert notes["b-return.xlsx"] == "already merged"
+    # A's proposal is still open (and said to be), but nothing A said is decided again.
+    assert notes["a-return.xlsx"].startswith("already merged; its 1 proposed new action(s) are not added")
+    assert [(p["values"]["action"], p["new_id"]) for p in data2["proposals"]] == [(NEW_ACTION, "")]
+    assert not any(str(k.files["a"]) in i["source"] for i in data2["items"])
 
 
 @pytest.mark.parametrize("make", PLAN_MAKERS, ids=PLAN_IDS)
@@ -588,30 +623,97 @@ def test_accepted_new_ids_are_fresh(tmp_path: Path) -> None:
     assert [a.id for a in loop2.plan.areas[1].actions] == ["IC-1", "IC-N1", "IC-N2", "IC-N3"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a return merged without --accept-new is journalled as merged, so re-running with "
-    "--accept-new (as the report advises) skips it as 'already merged' and the proposal can never be added",
-)
 def test_accept_new_after_a_plain_merge(tmp_path: Path) -> None:
+    """A return merged without --accept-new is not fully merged: merged again with it, its proposals are added
+    and nothing else it says is decided again; after that it is merged, and the journal says so."""
     loop = Loop(tmp_path, make_plan())
-    f = proposing(loop)
+    ed = loop.editor("Area Commanders").set("IC-1", "notes", "notes from the return")
+    ed.add_row({"action": NEW_ACTION, "response": NEW_RESPONSE}, "Initial Contact")
+    f = ed.save(loop.inbox / "ac.xlsx")
     result = run("merge", loop.plan_path, f)
     assert result.exit_code == 1
     assert "not added (use --accept-new)" in result.stdout
-    result, _data = merge_cli(loop, f, "--accept-new")
-    assert "IC-N1" in loop.plan.action_index()
+    assert value(loop.plan, "IC-1", "notes") == "notes from the return"
+    assert loop.plan.revision == 2
+    (first,) = [e for e in loop.journal_lines() if e["event"] == "return"]
+    assert first["proposals_pending"] == 1
+
+    # Merged again without the flag: still pending, still exit 1, nothing written.
+    snap = loop.snapshot()
+    result, data = merge_cli(loop, f)
+    assert result.exit_code == 1
+    assert loop.snapshot() == snap
+    assert data["items"] == [] and [p["new_id"] for p in data["proposals"]] == [""]
+    assert "merge again with --accept-new" in data["returns"][0]["note"]
+
+    # The owner meanwhile changes the notes the return set; a re-decided field would now conflict.
+    plan = loop.plan
+    data_ = plan.model_dump()
+    data_["areas"][1]["actions"][0]["notes"] = "the owner's notes"
+    save_plan(Plan.model_validate(data_), loop.plan_path)
+
+    result, data = merge_cli(loop, f, "--accept-new")
+    assert result.exit_code == 0, result.output
+    assert data["items"] == []  # nothing it said is decided again
+    assert data["returns"][0]["accepted"] is True
+    assert data["returns"][0]["note"] == "merged before; now adding its 1 proposed new action(s)"
+    after = loop.plan
+    assert after.action_index()["IC-N1"].action == NEW_ACTION
+    assert value(after, "IC-1", "notes") == "the owner's notes"
+    assert after.revision == 3
+    new_lines = [e for e in loop.journal_lines() if e["revision"] == 3]
+    assert [(e["event"], e.get("action_id"), e.get("proposals_pending")) for e in new_lines] == [
+        ("return", None, 0),
+        ("add", "IC-N1", None),
+    ]
+    assert all(e["sha256"] == file_sha256(f) for e in new_lines)
+    assert new_lines[1]["values"]["action"] == NEW_ACTION
+
+    # Now fully merged: the same file again applies and adds nothing.
+    snap = loop.snapshot()
+    result, data = merge_cli(loop, f, "--accept-new")
+    assert result.exit_code == 0, result.output
+    assert loop.snapshot() == snap
+    assert data["returns"][0]["note"] == "already merged" and data["proposals"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an action added with --accept-new raises the revision but leaves no line in the audit "
-    "journal (only the 'return' line), so the journal does not say who added it from which file",
-)
 def test_accepted_new_action_is_journalled(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
-    assert merge_cli(loop, proposing(loop), "--accept-new")[0].exit_code == 0
-    assert any(e.get("action_id") == "IC-N1" for e in loop.journal_lines())
+    f = proposing(loop)
+    result, data = merge_cli(loop, f, "--accept-new")
+    assert result.exit_code == 0, result.output
+    (proposal,) = data["proposals"]
+    lines = loop.journal_lines()
+    assert [e["event"] for e in lines] == ["return", "add"]
+    ret, add = lines
+    assert ret["proposals_pending"] == 0
+    assert set(add) == ADD_KEYS
+    entry = loop.entry("Area Commanders")
+    assert {k: add[k] for k in ADD_KEYS - {"time", "values"}} == {
+        "event": "add",
+        "revision": 2,
+        "return": str(f),
+        "sha256": file_sha256(f),
+        "issue_id": entry["issue_id"],
+        "recipient": "Area Commanders",
+        "action_id": "IC-N1",
+        "area": "IC",
+        "sheet": "Initial Contact",
+        "row": proposal["row"],
+    }
+    assert add["values"] == {
+        "action": NEW_ACTION,
+        "response": NEW_RESPONSE,
+        "target": "",
+        "due": "2027-05-01",
+        "lead": "",
+        "status": "On track",
+        "notes": "",
+    }
+    new = loop.plan.action_index()["IC-N1"]
+    assert {k: value(loop.plan, "IC-N1", k) for k in add["values"]} == add["values"]
+    assert new.updated_by == "proposed by Area Commanders (ac.xlsx)"
+    assert_journal_matches_plan(loop)
 
 
 def test_deleted_row_never_deletes(tmp_path: Path) -> None:
@@ -623,41 +725,61 @@ def test_deleted_row_never_deletes(tmp_path: Path) -> None:
     result, data = merge_cli(loop, f)
     assert "LG-2" in loop.plan.action_index()
     assert any(x["kind"] == "row-deleted" and x["action_id"] == "LG-2" for x in data["findings"])
-    assert result.exit_code in (0, 1)
+    assert result.exit_code == 1  # a deletion refused is left for a person
     assert loop.plan.revision == 1
 
 
 # -- out of scope -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the values of a row pasted outside the recipient's scope are dropped: the out-of-scope "
-    "finding carries no field or value, so a rejected edit is lost from the report and --json",
-)
 def test_out_of_scope_values_are_kept_in_the_report(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     ed = loop.editor("Chief Constable")
-    ed.paste_action(loop.plan, "LG-2", response=PASTED)
+    long_notes = "Pasted notes, long: " + "x" * 120
+    row = ed.paste_action(loop.plan, "LG-2", response=PASTED, status="Green", notes=long_notes)
+    ed.formula("LG-2", "target", "=1+1")  # LG-2 is only on the pasted row
     f = ed.save(loop.inbox / "cc.xlsx")
-    result, _data = merge_cli(loop, f)
+    # The text report keeps them, a long value in full.
+    report = run("merge", loop.plan_path, f, "--dry-run").stdout
+    for text in (PASTED, "[value: Green]", "=1+1", long_notes):
+        assert text in report, text
+    result, data = merge_cli(loop, f)
+    assert result.exit_code == 1
     assert value(loop.plan, "LG-2", "response") != PASTED
-    assert PASTED in result.stdout  # in the JSON: an item's or a finding's value
+    assert PASTED in result.stdout
+    # Every field the pasted row says differently from the plan is a rejected item with its value and cell;
+    # the fields it copied from the plan say nothing.
+    sheet = ed.locate("LG-1")[0].title
+    cols = ReturnEditor.columns(ed.locate("LG-1")[0])
+    got = {(i["field"], i["new"], i["reason"]) for i in items_of(data, "rejected")}
+    want = {
+        ("response", PASTED),
+        ("status", "Green"),
+        ("notes", long_notes),
+        ("target", "=1+1"),
+    }
+    assert {(fld, new) for fld, new, _ in got} == want
+    for fld, _new, reason in got:
+        letter = openpyxl_letter(cols[fld])
+        assert reason.startswith("out-of-scope: action LG-2 was not issued in this workbook")
+        assert reason.endswith(f"({sheet}!{letter}{row})")
+    assert all(i["action_id"] == "LG-2" and i["source"] == str(f) for i in items_of(data, "rejected"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a row pasted outside the recipient's scope is only a finding; needs_person ignores findings, "
-    "so the merge exits 0 although an edit was refused (DESIGN: exit 1 when a rejection is left for a person)",
-)
-def test_out_of_scope_row_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("changed", [True, False], ids=["edited", "plain-copy"])
+def test_out_of_scope_row_exits_1(tmp_path: Path, changed: bool) -> None:
+    """A row outside the scope is refused whether or not it differs from the plan: a person looks at it."""
     loop = Loop(tmp_path, make_plan())
     ed = loop.editor("Chief Constable")
-    ed.paste_action(loop.plan, "LG-2", response=PASTED)
+    if changed:
+        ed.paste_action(loop.plan, "LG-2", response=PASTED)
+    else:
+        ed.paste_action(loop.plan, "LG-2")
     f = ed.save(loop.inbox / "cc.xlsx")
     result = run("merge", loop.plan_path, f)
     assert "not issued in this workbook" in " ".join(result.stdout.split())
     assert result.exit_code == 1
+    assert loop.plan.revision == 1
 
 
 def test_out_of_scope_row_is_rejected_not_applied(tmp_path: Path) -> None:
@@ -997,18 +1119,20 @@ def test_locked_field_edit_is_rejected(tmp_path: Path) -> None:
     assert loop.plan.action_index()["LG-2"].action == make_plan().action_index()["LG-2"].action
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when two recipients change different fields of one action in one merge, updated_by names "
-    "only the contributor of the last applied field (fields are stamped one after another, each overwriting)",
-)
-def test_updated_by_names_everyone_who_changed_the_action(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reverse", [False, True])
+def test_updated_by_names_everyone_who_changed_the_action(tmp_path: Path, reverse: bool) -> None:
     loop = Loop(tmp_path, make_plan())
-    fa = loop.returned("Chief Constable", {("LG-1", "target"): "2027"})
-    fb = loop.returned("Head of Protect", {("LG-1", "notes"): "notes"})
-    assert merge_cli(loop, fa, fb)[0].exit_code == 0
-    by = loop.plan.action_index()["LG-1"].updated_by
-    assert "Chief Constable" in by and "Head of Protect" in by
+    # Field order (target before notes) and file order both differ from the names' order.
+    fa = loop.returned("Head of Protect", {("LG-1", "target"): "2027"}, name="a.xlsx")
+    fb = loop.returned("Chief Constable", {("LG-1", "notes"): "notes"}, name="b.xlsx")
+    files = [fb, fa] if reverse else [fa, fb]
+    assert merge_cli(loop, *files)[0].exit_code == 0
+    action = loop.plan.action_index()["LG-1"]
+    assert action.updated_by == "Chief Constable, Head of Protect"
+    assert {(e["field"], e["recipient"]) for e in journal_changes(loop)} == {
+        ("target", "Head of Protect"),
+        ("notes", "Chief Constable"),
+    }
 
 
 # -- fault injection -----------------------------------------------------------------------------------------------
@@ -1024,6 +1148,11 @@ def assert_journal_matches_plan(loop: Loop) -> None:
     for e in lines:
         if e["event"] == "change":
             latest[(e["action_id"], e["field"])] = e["new"]
+        elif e["event"] == "add":
+            # An added action is in the plan; its values are as added unless a later change says otherwise.
+            assert e["action_id"] in plan.action_index()
+            for field_, new in e["values"].items():
+                latest[(e["action_id"], field_)] = new
     for (action_id, field_), new in latest.items():
         assert value(plan, action_id, field_) == new
 
@@ -1042,7 +1171,20 @@ def _save_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("daplan_xlsx.planfile.save_plan", boom)
 
 
-@pytest.mark.parametrize("inject", [_replace_fails, _save_fails], ids=["os.replace", "save_plan"])
+def _journal_fsync_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal lines are written but cannot be made durable (the first fsync of the commit)."""
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("daplan_xlsx.journal.os.fsync", boom)
+
+
+@pytest.mark.parametrize(
+    "inject",
+    [_replace_fails, _save_fails, _journal_fsync_fails],
+    ids=["os.replace", "save_plan", "journal-fsync"],
+)
 def test_failed_commit_leaves_plan_and_journal_consistent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inject: Callable[[pytest.MonkeyPatch], None]
 ) -> None:
@@ -1098,32 +1240,46 @@ KILLER = textwrap.dedent(
     import daplan_xlsx.journal as J
     from daplan_xlsx.cli import main
 
-    _append = J.append
+    _append, _replace = J.append, os.replace
+    where, plan_file = sys.argv[1], sys.argv[2]
 
     def append_then_die(*args, **kwargs):
         _append(*args, **kwargs)
         os._exit(1)  # killed between the journal append and the plan replace
 
-    J.append = append_then_die
-    sys.argv = ["daplan", "merge", *sys.argv[1:]]
+    def die_before_rename(src, dst, *args, **kwargs):
+        if os.path.abspath(dst) == os.path.abspath(plan_file):
+            os._exit(1)  # killed with the new plan written to its temp file, not yet renamed
+        return _replace(src, dst, *args, **kwargs)
+
+    if where == "after-journal":
+        J.append = append_then_die
+    else:
+        os.replace = die_before_rename
+    sys.argv = ["daplan", "merge", *sys.argv[2:], "--accept-new"]
     main()
     """
 )
 
 
-def test_merge_killed_after_the_journal_append(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["after-journal", "before-rename"])
+def test_merge_killed_while_committing(tmp_path: Path, where: str) -> None:
+    """Killed after the journal append, or with the new plan in its temp file: the plan is byte-identical,
+    the killed merge's lines (return, change, add) are not committed, and merging again works."""
     loop = Loop(tmp_path, make_plan())
     first = loop.returned("Chief Constable", {("LG-1", "notes"): "first"})
     assert merge_cli(loop, first)[0].exit_code == 0
     plan_bytes, journal_bytes = loop.snapshot()
     assert journal_bytes is not None
 
-    f = loop.returned("Area Commanders", {("IC-1", "response"): "second"})
+    ed = loop.editor("Area Commanders").set("IC-1", "response", "second")
+    ed.add_row({"action": NEW_ACTION}, "Initial Contact")
+    f = ed.save(loop.inbox / "ac.xlsx")
     script = tmp_path / "killer.py"
     script.write_text(KILLER, encoding="utf-8")
     env = {k: v for k, v in __import__("os").environ.items() if k != "DAPLAN_KEY_FILE"}
     proc = subprocess.run(
-        [sys.executable, str(script), str(loop.plan_path), str(f)],
+        [sys.executable, str(script), where, str(loop.plan_path), str(f)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -1135,6 +1291,8 @@ def test_merge_killed_after_the_journal_append(tmp_path: Path) -> None:
     raw = loop.journal.read_bytes()
     assert raw.startswith(journal_bytes) and len(raw) > len(journal_bytes)  # the lines were appended
     plan = loop.plan
+    orphans = [e for e in json_lines(raw) if e["revision"] > plan.revision]
+    assert {e["event"] for e in orphans} == {"return", "change", "add"}
     assert J.read_journal(loop.journal, plan.revision) == json_lines(journal_bytes)
     assert not any(e.get("action_id") == "IC-1" for e in J.read_journal(loop.journal, plan.revision))
     # status and merge read the journal against the plan: the killed merge never happened.
@@ -1142,12 +1300,14 @@ def test_merge_killed_after_the_journal_append(tmp_path: Path) -> None:
     merged = {r["recipient"]: r["merged_at"] for r in status["recipients"]}
     assert merged["Area Commanders"] == "" and merged["Chief Constable"] != ""
 
-    result, data = merge_cli(loop, f)
+    result, data = merge_cli(loop, f, "--accept-new")
     assert result.exit_code == 0, result.output
     assert [r["note"] for r in data["returns"]] != ["already merged"]
     assert value(loop.plan, "IC-1", "response") == "second"
+    assert [a.id for a in loop.plan.areas[1].actions] == ["IC-1", "IC-N1"]
     assert_journal_matches_plan(loop)
     assert len([e for e in journal_changes(loop) if e["action_id"] == "IC-1"]) == 1
+    assert [e["action_id"] for e in loop.journal_lines() if e["event"] == "add"] == ["IC-N1"]
 
 
 def test_cut_short_last_journal_line_is_ignored(tmp_path: Path) -> None:
@@ -1185,3 +1345,165 @@ def test_merge_returns_writes_nothing(tmp_path: Path) -> None:
     result = merge_returns(loop.plan, files, now=NOW)
     assert result.applied
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == snap
+
+
+# -- rules without a test of their own -------------------------------------------------------------------------
+
+
+def test_value_the_plan_already_holds_is_unchanged_not_a_conflict(tmp_path: Path) -> None:
+    """current == theirs: already applied (here by another lead's return), so nothing to do and no conflict."""
+    loop = Loop(tmp_path, make_plan())
+    first = loop.returned("Chief Constable", {("LG-1", "target"): "March 2027"})
+    assert merge_cli(loop, first)[0].exit_code == 0
+    plan_bytes = loop.plan_path.read_bytes()
+    # The other lead of LG-1 returns the workbook issued with the first, with the same target.
+    second = loop.returned("Head of Protect", {("LG-1", "target"): "March 2027"})
+    result, data = merge_cli(loop, second)
+    assert result.exit_code == 0, result.output
+    item = find_item(data, "LG-1", "target", "unchanged")
+    assert (item["reason"], item["new"], item["current"]) == ("already applied", "March 2027", "March 2027")
+    assert item["base"] == value(make_plan(), "LG-1", "target")
+    assert loop.plan_path.read_bytes() == plan_bytes
+    assert [(e["recipient"], e["field"]) for e in journal_changes(loop)] == [("Chief Constable", "target")]
+
+
+def test_same_file_twice_in_one_merge_counts_once(tmp_path: Path) -> None:
+    """A return saved twice under two names (or named twice) is one return: its proposal is added once."""
+    loop = Loop(tmp_path, make_plan())
+    f = proposing(loop)
+    copy = loop.inbox / "ac (1).xlsx"
+    copy.write_bytes(f.read_bytes())
+    result, data = merge_cli(loop, f, copy, f, "--accept-new")
+    assert result.exit_code == 0, result.output
+    assert [p["new_id"] for p in data["proposals"]] == ["IC-N1"]
+    assert [a.id for a in loop.plan.areas[1].actions] == ["IC-1", "IC-N1"]
+    notes = sorted((Path(r["file"]).name, r["accepted"], r["note"]) for r in data["returns"])
+    assert notes == [
+        ("ac (1).xlsx", True, "unsigned: accepted because the plan owner has no signing key"),
+        ("ac.xlsx", False, "the same file as ac (1).xlsx"),
+        ("ac.xlsx", False, "the same file as ac (1).xlsx"),
+    ]
+    assert [e["event"] for e in loop.journal_lines()] == ["return", "add"]
+
+
+def test_rows_the_reader_did_not_take_keep_their_values(tmp_path: Path) -> None:
+    """An ID typed wrong and an ID twice: neither row is merged, and every value they hold is kept."""
+    loop = Loop(tmp_path, make_plan())
+    ed = loop.editor("Head of Protect")
+    ws, row = ed.locate("LG-2")
+    cols = ReturnEditor.columns(ws)
+    ed.set("LG-2", "response", "first copy")
+    second = ed.paste_row({**plan_row(loop.plan, "LG-2"), "response": "second copy"}, ws.title)
+    typo = ed.paste_row(
+        {"id": "LG-99", "action": "Some action", "notes": "typed against a wrong ID"}, ws.title
+    )
+    f = ed.save(loop.inbox / "hop.xlsx")
+    result, data = merge_cli(loop, f)
+    assert result.exit_code == 1, result.output
+    assert value(loop.plan, "LG-2", "response") == value(make_plan(), "LG-2", "response")
+    rejected = {
+        (i["action_id"], i["field"], i["new"], i["reason"].split(":")[0]) for i in items_of(data, "rejected")
+    }
+    assert rejected == {
+        ("LG-2", "response", "first copy", "duplicate-id"),
+        ("LG-2", "response", "second copy", "duplicate-id"),
+        ("LG-99", "notes", "typed against a wrong ID", "unknown-id"),
+    }
+    cells = {i["new"]: i["reason"] for i in items_of(data, "rejected")}
+    letter = openpyxl_letter(cols["response"])
+    assert cells["first copy"].endswith(f"!{letter}{row})")
+    assert cells["second copy"].endswith(f"!{letter}{second})")
+    assert cells["typed against a wrong ID"].endswith(f"!{openpyxl_letter(cols['notes'])}{typo})")
+
+
+def test_returns_are_never_modified(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan())
+    k = messy_returns(loop)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in k.files.values()}
+    book = tmp_path / "conflicts.xlsx"
+    for extra in ([], ["--accept-new", "--combine-responses", "--conflicts-workbook", book]):
+        run("merge", loop.plan_path, *k.files.values(), *extra)
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in k.files.values()} == before
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, terminal: bool) -> None:
+    """Reading many returns shows a progress bar on stderr when it is a terminal; nothing when piped."""
+    loop = Loop(tmp_path, load_plan(EXAMPLES[0]))
+    files = [str(loop.returned(r)) for r in loop.recipients()]
+    assert len(files) >= 5
+    code, out, err = run_daplan(["merge", str(loop.plan_path), *files, "--dry-run"], terminal=terminal)
+    assert code == 0, out + err
+    assert out.startswith("Dry run: nothing written.")
+    if terminal:
+        assert "Reading returns" in err and "100%" in err
+        assert "Reading returns" not in out  # the report on stdout stays clean
+    else:
+        assert err == ""
+
+
+# -- a return edited in LibreOffice Calc -------------------------------------------------------------------------
+
+
+@pytest.mark.libreoffice
+@pytest.mark.slow
+def test_return_edited_in_libreoffice_calc(tmp_path: Path) -> None:
+    """Typed and pasted in Calc (headless, through tests/lo_edit.py), saved as .xlsx, merged back."""
+    require("soffice")
+    uno = subprocess.run(["/usr/bin/python3", "-c", "import uno"], capture_output=True, check=False)
+    if uno.returncode != 0:
+        pytest.skip("the system Python has no python3-uno")
+    loop = Loop(tmp_path, make_plan())
+    src = loop.issued("Head of Protect")
+    ed = ReturnEditor(src)
+    ws, row = ed.locate("LG-2")
+    cols = ReturnEditor.columns(ws)
+    new_row = ReturnEditor.next_free_row(ws)
+
+    def cell(key: str, r: int = row) -> str:
+        return f"{openpyxl_letter(cols[key])}{r}"
+
+    response = "Calc: first line\nsecond line, =not a formula"
+    edits = [
+        {"op": "set_text", "sheet": ws.title, "cell": cell("response"), "text": response},
+        {"op": "set", "sheet": ws.title, "cell": cell("status"), "text": "Complete"},
+        {"op": "set", "sheet": ws.title, "cell": cell("due"), "text": "31/03/2027"},
+        {"op": "set_text", "sheet": ws.title, "cell": cell("action", new_row), "text": NEW_ACTION},
+    ]
+    out = loop.inbox / "hop-calc.xlsx"
+    lo = subprocess.run(
+        [
+            "/usr/bin/python3",
+            str(Path(__file__).parent / "lo_edit.py"),
+            str(src),
+            str(out),
+            json.dumps(edits),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert lo.returncode == 0, lo.stderr
+
+    result, data = merge_cli(loop, out, "--accept-new")
+    assert result.exit_code == 0, result.output
+    after = loop.plan
+    assert (
+        value(after, "LG-2", "response"),
+        value(after, "LG-2", "status"),
+        value(after, "LG-2", "due"),
+    ) == (
+        response,
+        "Complete",
+        "2027-03-31",
+    )
+    assert [p["new_id"] for p in data["proposals"]] == ["LG-N1"]
+    assert after.action_index()["LG-N1"].action == NEW_ACTION
+    assert sorted(e["field"] for e in journal_changes(loop)) == ["due", "response", "status"]
+    assert [e["action_id"] for e in loop.journal_lines() if e["event"] == "add"] == ["LG-N1"]
+    assert_journal_matches_plan(loop)
+    snap = loop.snapshot()
+    again, data = merge_cli(loop, out, "--accept-new")
+    assert again.exit_code == 0 and data["returns"][0]["note"] == "already merged"
+    assert loop.snapshot() == snap

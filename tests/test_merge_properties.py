@@ -368,3 +368,38 @@ def test_plan_fixture_is_what_was_issued() -> None:
     """The properties compare against PLAN; it must be the plan the workbooks were issued from."""
     assert isinstance(PLAN, Plan)
     assert make_plan() == PLAN
+
+
+@st.composite
+def pasted_rows(draw: st.DrawFn, issued: Issued) -> tuple[str, str, Edits]:
+    """A recipient, an action not issued to them, and the fields changed on its pasted copy of the row."""
+    recipient = draw(st.sampled_from(issued.recipients))
+    outside = [a.id for _, a in PLAN.iter_actions() if a.id not in issued.scope(recipient)]
+    action_id = draw(st.sampled_from(outside))
+    fields = draw(st.lists(st.sampled_from(FIELDS), unique=True, max_size=len(FIELDS)))
+    return recipient, action_id, {(action_id, f): draw(any_values(f)) for f in fields}
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_row_pasted_outside_the_scope_is_kept_never_applied(issued: Issued, data: st.DataObject) -> None:
+    recipient, action_id, edits = data.draw(pasted_rows(issued))
+    with tempfile.TemporaryDirectory() as tmp:
+        ed = ReturnEditor(issued.file(recipient))
+        ed.paste_action(PLAN, action_id)
+        for (_, field), raw in edits.items():
+            if isinstance(raw, Formula):
+                ed.formula(action_id, field, raw.text)
+            else:
+                ed.set(action_id, field, raw)
+        path = ed.save(Path(tmp) / "pasted.xlsx")
+        result = merge_returns(PLAN, [path], now=NOW)
+    assert result.plan == PLAN
+    assert result.needs_person
+    kept = {(i.field, i.new) for i in result.items if i.action_id == action_id and i.outcome == "rejected"}
+    said = {(f, expected(f, raw)) for (_, f), raw in edits.items() if expected(f, raw) != base(action_id, f)}
+    assert kept == said
+    assert all(i.outcome == "rejected" for i in result.items)
+    assert [(f.kind, f.action_id) for _, f in result.findings if f.severity == "problem"] == [
+        ("out-of-scope", action_id)
+    ]

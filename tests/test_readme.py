@@ -1,0 +1,81 @@
+"""The README is part of the contract: every command is documented, and its workflow runs as written."""
+
+from __future__ import annotations
+
+import glob
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT
+
+from daplan_xlsx.cli import cli
+from daplan_xlsx.planfile import load_plan, save_plan
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_every_command_is_in_the_readme_table() -> None:
+    table = _section("Command line")
+    for name in cli.commands:
+        assert f"| `daplan {name}" in table, f"`daplan {name}` is missing from the README's command table"
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    usage, _, rest = result.output.partition("\n\n")
+    assert usage.startswith("Usage: ") and len(rest.split("\n\n")[0].strip()) > 20  # says what it does
+
+
+def _workflow() -> list[list[str]]:
+    block = re.search(r"```\n(.*?)```", _section("The workflow"), re.DOTALL)
+    assert block is not None
+    lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("daplan ")]
+
+
+def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command of "The workflow", in order; the leads' part is played by copying their workbooks."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    commands = _workflow()
+    assert [c[0] for c in commands] == [
+        "new", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "import",
+    ]  # fmt: skip
+    for args in commands:
+        if args[0] == "validate":  # the owner fills in the lead register and each action's leads
+            _assign_leads(Path("plan.yaml"))
+        if args[0] == "diff":  # the leads return their workbooks, one with an edit
+            Path("inbox").mkdir()
+            for issued in Path("outbox").glob("*.xlsx"):
+                shutil.copy(issued, Path("inbox") / issued.name)
+        if args[0] == "import":  # an existing spreadsheet plan: here, the master just built
+            shutil.copy("master.xlsx", "old-plan.xlsx")
+        expanded = [m for a in args for m in (sorted(glob.glob(a)) if "*" in a else [a])]
+        result = runner.invoke(cli, expanded)
+        assert result.exit_code == 0, f"daplan {' '.join(args)}: {result.output}"
+    assert Path("inbox/head-of-protect.xlsx").is_file()
+    for made in ("plan.yaml", "master.xlsx", "outbox/manifest.json", "plan.html", "adopted.yaml"):
+        assert Path(made).is_file(), made
+
+
+def _assign_leads(path: Path) -> None:
+    data = load_plan(path).model_dump()
+    leads = ["Head of Protect", "Head of Managing People and Places", "Area Commanders"]
+    data["leads"] = [{"name": name} for name in leads]
+    for i, action in enumerate(a for area in data["areas"] for a in area["actions"]):
+        action["leads"] = [leads[i % len(leads)]]
+    from daplan_xlsx.model import Plan
+
+    save_plan(Plan.model_validate(data), path)
