@@ -124,8 +124,15 @@ def change_marks(
     marks: dict[tuple[str, str], str] = {}
     history: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in entries:
-        if e.get("event") == "change" and int(e.get("revision", 0)) > since:
+        if int(e.get("revision", 0)) <= since:
+            continue
+        if e.get("event") == "change":
             history.setdefault((e["action_id"], e["field"]), []).append(e)
+        elif e.get("event") == "add":
+            who, source = e.get("recipient", "?"), Path(str(e.get("return", ""))).name
+            marks[(e["action_id"], "id")] = (
+                f"Added {_day(e.get('time', ''))}: proposed by {who} (in {source})."
+            )
     for key, changes in history.items():
         first, last = changes[0], changes[-1]
         when = _day(last.get("time", ""))
@@ -418,14 +425,23 @@ def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
         ws.set_column(c, c, width)
         w.text(ws, 0, c, header, w.fmt("header"))
     for r, e in enumerate(changes, start=1):
+        if e.get("event") == "add":
+            field_name, old, new = "New action", "", _added_values(e.get("values") or {})
+        else:
+            field = str(e.get("field", ""))
+            field_name, old, new = (
+                _FIELD_HEADERS.get(field, field),
+                str(e.get("old") or ""),
+                str(e.get("new") or ""),
+            )
         values = (
             _day(str(e.get("time", ""))),
             str(e.get("recipient", "")),
             Path(str(e.get("return", ""))).name,
             str(e.get("action_id", "")),
-            _FIELD_HEADERS.get(str(e.get("field", "")), str(e.get("field", e.get("event", "")))),
-            str(e.get("old") or ""),
-            str(e.get("new") or ""),
+            field_name,
+            old,
+            new,
         )
         lines = 1
         for c, value in enumerate(values):
@@ -439,6 +455,15 @@ def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
     checked(ws.autofilter(0, 0, max(len(changes), 1), len(CHANGES_HEADERS) - 1), "autofilter on Changes")
     w.page_setup(ws, repeat_row=0)
     w.protect(ws)
+
+
+def _added_values(values: dict[str, Any]) -> str:
+    """An added action's text and fields, one per line, as the Changes sheet shows them."""
+    lines = [str(values.get("action", ""))]
+    for key in L.EDITABLE_FIELDS:
+        if values.get(key):
+            lines.append(f"{_FIELD_HEADERS[key]}: {values[key]}")
+    return "\n".join(line for line in lines if line)
 
 
 def write_master(

@@ -339,3 +339,24 @@ def test_dashboard_prints_as_a_page_that_is_not_blank(tmp_path: Path) -> None:
     assert plan.classification in text
     for area in plan.areas:
         assert area.name.split()[0] in text
+
+
+def test_an_accepted_new_action_is_on_the_changes_sheet_and_marked(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan(), clock=fixed_clock)
+    ed = loop.editor("Area Commanders")
+    ed.add_row(
+        {"action": "Pilot a DVPO tracker.", "response": "Scoping.", "lead": "Area Commanders"},
+        "Initial Contact",
+    )
+    f = ed.save(loop.inbox / "ac.xlsx")
+    result = CliRunner().invoke(cli, ["merge", str(loop.plan_path), str(f), "--accept-new"])
+    assert result.exit_code == 0, result.output
+    plan = loop.plan
+    added = next(e for e in J.read_journal(loop.journal, plan.revision) if e["event"] == "add")
+    out = build(plan, tmp_path / "m.xlsx", master_content(plan, loop.plan_path, today=TODAY))
+    rows = [[c.value for c in row] for row in openpyxl.load_workbook(out)[L.CHANGES_SHEET].iter_rows()]
+    assert rows[1][1:5] == ["Area Commanders", "ac.xlsx", added["action_id"], "New action"]
+    assert rows[1][6].split("\n")[:2] == ["Pilot a DVPO tracker.", "Response: Scoping."]
+    notes = _comments(out)
+    ((where, note),) = [(k, v) for k, v in notes.items() if v.startswith("Added")]
+    assert where[0] == "Initial Contact" and "proposed by Area Commanders (in ac.xlsx)" in note
