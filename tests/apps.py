@@ -64,3 +64,42 @@ def png_is_blank(png: Path) -> bool:
     raw = zlib.decompress(idat)
     # Filter bytes aside, a blank page decompresses to one repeated byte value.
     return len(set(raw)) <= 2
+
+
+# Headless Chromium with everything that would reach the network or leave state behind switched off.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def chromium(page: Path, profile: Path, *args: str, timeout: int = 120) -> None:
+    """Run headless Chromium (Debian's `chromium`) on a local page with its own new profile folder."""
+    exe = require("chromium")
+    profile.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def chromium_screenshot(page: Path, png: Path, profile: Path, window: tuple[int, int] = (1280, 2000)) -> Path:
+    chromium(page, profile, f"--screenshot={png}", f"--window-size={window[0]},{window[1]}")
+    assert png.exists(), "Chromium wrote no screenshot"
+    return png
+
+
+def chromium_pdf(page: Path, pdf: Path, profile: Path) -> Path:
+    """Print a page to PDF as a reader would, with the page's own print stylesheet."""
+    chromium(page, profile, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert pdf.exists(), "Chromium wrote no PDF"
+    return pdf
