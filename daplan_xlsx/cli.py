@@ -407,6 +407,171 @@ def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
         click.echo("Not from this outbox: " + ", ".join(report["unmatched_files"]))
 
 
+@cli.command()
+@click.argument("folder", default="daplan-demo", required=False, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Reuse a folder that is not empty (its demo files are replaced).")
+def demo(folder: Path, force: bool) -> None:
+    """Run the whole loop on the bundled West Yorkshire example, in FOLDER (default: daplan-demo).
+
+    It copies the example plan, distributes workbooks to the leads, makes sample returns as leads would
+    (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
+    them all, shows who has returned, builds the master workbook and exports the plan as HTML, printing
+    each command as you would type it and where its files are.
+    """
+    import glob
+    import shlex
+
+    from .demo import SAMPLE_EDITS, prepare_folder, write_sample_returns
+    from .distribute import read_manifest
+
+    plan = prepare_folder(folder, force)
+    outbox, inbox = folder / "outbox", folder / "inbox"
+
+    def step(title: str, *args: str, note: str = "") -> int:
+        click.secho(f"\n== {title} ==", bold=True)
+        if note:
+            click.echo(note)
+        click.echo("$ daplan " + " ".join(shlex.quote(a) for a in args))
+        try:
+            code = cli.main(list(args), prog_name="daplan", standalone_mode=False)
+        except SystemExit as exc:  # commands that need a person exit 1 through sys.exit
+            code = exc.code
+        if code == EXIT_UNUSABLE:
+            stop = click.ClickException(f"the demo stopped at step {title}: see the message above")
+            stop.exit_code = EXIT_UNUSABLE
+            raise stop
+        return int(code or 0)
+
+    click.echo(f"daplan demo: the whole loop on the West Yorkshire 2014 plan, in {folder}/")
+    click.secho("\n== 1. A plan of your own ==", bold=True)
+    click.echo(
+        f"Copied the bundled example to {plan}. (Start yours with: daplan new --force NAME -o plan.yaml)"
+    )
+    step("2. Check it", "validate", str(plan))
+    step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
+
+    click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
+    returns = write_sample_returns(read_manifest(outbox), outbox, inbox)
+    for e in SAMPLE_EDITS:
+        value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
+        shown = value if len(value) <= 50 else value[:47] + "..."
+        click.echo(f"  {e.recipient:<20} {e.action_id:<5} {e.field:<8} {shown!r}: {e.why}")
+    click.echo(f"Sample returns written to {inbox}/ ({len(returns)} files).")
+
+    first = returns[0]
+    step("5. Preview one return", "diff", str(plan), str(first))
+    all_returns = sorted(glob.glob(str(inbox / "*.xlsx")))
+    conflicts = folder / "conflicts.xlsx"
+    step(
+        "6. Merge every return at once",
+        "merge",
+        str(plan),
+        *all_returns,
+        "--conflicts-workbook",
+        str(conflicts),
+        note="Exit 1 here is expected: a conflict and a refused value are left for you.",
+    )
+    step("7. Who has returned", "status", str(plan), str(outbox), str(inbox))
+    master = folder / "master.xlsx"
+    step(
+        "8. The master workbook",
+        "build",
+        str(plan),
+        "-o",
+        str(master),
+        "--outbox",
+        str(outbox),
+        "--inbox",
+        str(inbox),
+    )
+    html = folder / "plan.html"
+    step("9. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+
+    click.secho("\n== Where things are ==", bold=True)
+    for path, what in (
+        (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
+        (outbox, "the workbooks issued to each lead, and manifest.json"),
+        (inbox, "the sample returns"),
+        (conflicts, "the conflict to settle in Excel, then: daplan merge plan.yaml conflicts.xlsx"),
+        (master, "the master workbook: open its Dashboard"),
+        (html, "the plan as published"),
+    ):
+        click.echo(f"  {path!s:<40} {what}")
+
+
+@cli.command()
+@plan_argument
+@click.option(
+    "--format",
+    "fmt",
+    metavar="html|md",
+    help="Output format (default: from the output file's extension, .html or .md).",
+)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="File to write.")
+@click.option(
+    "--since",
+    metavar="REVISION|DATE",
+    help="Add 'Progress since …': the changes merged after this plan revision, or since this day "
+    "(YYYY-MM-DD).",
+)
+def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None:
+    """Write the plan as a publishable document: one self-contained HTML page, or Markdown.
+
+    Protective marking, title, background, the overarching capabilities, one table per capability area
+    (Ref, Action, Response, Target, Lead, Status) with local actions marked, and the glossary. An
+    existing output file is replaced. The publication is noted in the plan's journal, so the master
+    workbook can mark what has changed since.
+    """
+    from .export import write_export
+
+    p = _load(plan)
+    info = write_export(p, plan, output, fmt, since=since)
+    listed = "" if info.changes is None else f", {info.changes} change(s) since {since}"
+    click.echo(f"Wrote {output}: {info.format}, revision {info.revision}{listed}.")
+
+
+@cli.command("import")
+@click.argument("workbook", metavar="SHEET.xlsx", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Plan file to write.")
+@click.option("--force-name", help='Name of the police force, e.g. "North Wales Police".')
+@click.option(
+    "--status-map",
+    type=click.Path(path_type=Path),
+    help="YAML or JSON mapping of status words to status names, e.g. {Purple: Embedded}.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+def import_command(
+    workbook: Path, output: Path, force_name: str | None, status_map: Path | None, overwrite: bool
+) -> None:
+    """Adopt a plan kept as an ordinary workbook: write it as a plan file.
+
+    One sheet per capability area, or one sheet with an area column (or area headings); the header row is
+    found by its names (Ref/No., Action/Recommendation, Response/Progress, Target/Timescale, Lead/Owner,
+    Status/RAG). Every row that could not be placed is listed with its sheet and row. Exit 1 when some
+    rows need a person; exit 2, writing nothing, when the workbook cannot be used.
+    """
+    from .errors import OutputExists
+    from .importer import import_workbook, load_status_map
+    from .planfile import save_plan
+
+    if output.exists() and workbook.exists() and output.resolve() == workbook.resolve():
+        raise OutputExists(
+            "the output is the workbook itself", file=output, hint="name a .yaml file to write"
+        )
+    if output.exists() and not overwrite:
+        raise OutputExists(
+            "the plan file already exists", file=output, hint="choose another path or pass --overwrite"
+        )
+    mapping = load_status_map(status_map) if status_map is not None else None
+    result = import_workbook(workbook, force_name=force_name, status_map=mapping)
+    save_plan(result.plan, output)
+    click.echo(f"Imported {workbook.name} into {output}.")
+    for line in result.summary():
+        click.echo(line)
+    if result.needs_person:
+        sys.exit(EXIT_ATTENTION)
+
+
 def main() -> None:
     cli(prog_name="daplan")
 
