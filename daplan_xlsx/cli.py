@@ -279,9 +279,11 @@ def distribute(
 
     Each workbook holds the recipient's actions (an action with several leads goes to each of them) and
     hidden metadata that makes its return traceable. Email each lead their file; they edit and send it back.
+    `--only NAME --force` into an existing outbox re-issues NAME's workbook and keeps everyone else's in the
+    manifest.
     """
     from .distribute import distribute as run_distribute
-    from .distribute import recipients
+    from .distribute import is_named, recipients
     from .signing import load_key
 
     p = _load(plan)
@@ -297,9 +299,13 @@ def distribute(
             force=force,
             progress=(lambda _name: bar.update(1)) if bar else None,
         )
-    for wb in manifest["workbooks"]:
+    # Re-issued with --only, the manifest also lists everyone else's earlier workbooks: name what was written.
+    written = [wb for wb in manifest["workbooks"] if only is None or is_named(wb["recipient"], only)]
+    for wb in written:
         click.echo(f"{wb['file']}\t{wb['recipient']}\t{len(wb['scope'])} action(s)")
-    click.echo(f"Wrote {len(manifest['workbooks'])} workbook(s) and {output / 'manifest.json'}.")
+    others = len(manifest["workbooks"]) - len(written)
+    kept = f" (which keeps the {others} other workbook(s) issued before)" if others else ""
+    click.echo(f"Wrote {len(written)} workbook(s) and {output / 'manifest.json'}{kept}.")
 
 
 @cli.command()
@@ -385,7 +391,10 @@ def merge(
 @click.argument("inbox", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
 def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
-    """Per recipient: issued, returned (found in INBOX by issue id), merged (from the journal), outstanding."""
+    """Per recipient: issued, returned (found in INBOX by issue id), merged (from the journal), outstanding.
+
+    Proposed new actions that a merge left unadded are counted too: they await `daplan merge --accept-new`.
+    """
     from .status import status_report
 
     p = _load(plan)
@@ -399,10 +408,19 @@ def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
         click.echo(
             f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {r['merged_at'][:19] or '-':<20}"
         )
+        if r["proposals_pending"]:
+            click.echo(
+                f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
+            )
     t = report["totals"]
     click.echo(
         f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
     )
+    if t["proposals_pending"]:
+        click.echo(
+            f"{t['proposals_pending']} proposed new action(s) not yet added: "
+            "merge their returns again with --accept-new."
+        )
     if report["unmatched_files"]:
         click.echo("Not from this outbox: " + ", ".join(report["unmatched_files"]))
 

@@ -59,6 +59,22 @@ def inline_diff(old: str, new: str, colour: bool) -> str:
     return " ".join(p for p in parts if p)
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    one = " ⏎ ".join(text.splitlines())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def _value_lines(label: str, value: str) -> list[str]:
+    """A refused value under its finding: shortened to one line (in full in --json and --html)."""
+    return textwrap.wrap(
+        f"      {label}: {_one_line(value) or '(empty)'}",
+        WIDTH,
+        subsequent_indent="        ",
+        break_on_hyphens=False,
+        drop_whitespace=False,
+    )
+
+
 def render_text(result: DiffResult, colour: bool) -> str:
     r = result.reading
     lines = []
@@ -102,7 +118,15 @@ def render_text(result: DiffResult, colour: bool) -> str:
     if result.findings:
         lines.append("")
         lines.append(f"Findings ({len(result.findings)}):")
+        shown: tuple[str, str, str] | None = None  # kind, message and sheet of the finding last shown whole
         for f in result.findings:
+            header = L.COLUMN_BY_KEY[f.field].header if f.field in L.COLUMN_BY_KEY else f.field
+            if f.field and shown is not None and shown[:2] == (f.kind, f.message):
+                # Another value of the row just named (a row not read): its field, cell and value only.
+                cell = f.cell if f.sheet == shown[2] else f"{f.sheet}!{f.cell}"
+                lines.extend(_value_lines(f"{header} {cell}", f.value))
+                continue
+            shown = (f.kind, f.message, f.sheet)
             where = "!".join(x for x in (f.sheet, f.cell) if x)
             tag = "problem" if f.severity == "problem" else "warning"
             head = f"  {tag}: {where + ': ' if where else ''}"
@@ -112,6 +136,8 @@ def render_text(result: DiffResult, colour: bool) -> str:
             )
             wrapped[0] = wrapped[0].replace(tag, styled, 1)
             lines.extend(wrapped)
+            if f.field and f.value and f.value not in f.message:
+                lines.extend(_value_lines(header, f.value))
     lines.append("")
     lines.append(
         f"{len(result.changes)} change(s), {len(result.problems)} problem(s), "
@@ -152,7 +178,9 @@ def render_html(result: DiffResult) -> str:
     )
     findings = "".join(
         f"<tr><td class={f.severity}>{f.severity}</td><td>{e(f.kind)}</td><td>{e(f.sheet)}{'!' if f.cell else ''}{e(f.cell)}</td>"
-        f"<td>{e(f.message)}</td></tr>"
+        f"<td>{e(f.action_id)}</td><td>{e(f.message)}</td>"
+        f"<td>{e(L.COLUMN_BY_KEY[f.field].header if f.field in L.COLUMN_BY_KEY else f.field)}</td>"
+        f"<td class=text>{e(f.value)}</td></tr>"
         for f in result.findings
     )
     return f"""<!DOCTYPE html>
@@ -164,7 +192,8 @@ def render_html(result: DiffResult) -> str:
 <thead><tr><th scope=col>Action</th><th scope=col>Field</th><th scope=col>Cell</th><th scope=col>Change</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <table><caption>{len(result.findings)} finding(s)</caption>
-<thead><tr><th scope=col>Severity</th><th scope=col>Kind</th><th scope=col>Cell</th><th scope=col>Message</th></tr></thead>
+<thead><tr><th scope=col>Severity</th><th scope=col>Kind</th><th scope=col>Cell</th><th scope=col>Action</th>
+<th scope=col>Message</th><th scope=col>Field</th><th scope=col>Value refused</th></tr></thead>
 <tbody>{findings}</tbody></table>
 </body></html>
 """

@@ -45,6 +45,20 @@ def recipients(plan: Plan, by: By) -> list[Recipient]:
     return out
 
 
+def is_named(recipient: str, only: str) -> bool:
+    """Whether `--only NAME` names this recipient (its name in any case, or its file name's slug)."""
+    return recipient.casefold() == only.casefold() or slug(recipient) == slug(only)
+
+
+def _free_name(base: str, taken: set[str]) -> str:
+    """`base.xlsx`, or `base-2.xlsx`, `base-3.xlsx`, … when another recipient has it."""
+    name, n = f"{base}.xlsx", 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}.xlsx"
+    return name
+
+
 def distribute(
     plan: Plan,
     outdir: Path,
@@ -56,10 +70,14 @@ def distribute(
     clock: Clock = utc_now,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Write the workbooks and `manifest.json`; return the manifest."""
+    """Write the workbooks and `manifest.json`; return the manifest.
+
+    With `only` and `force` into an outbox that already has a manifest of this plan, the recipient's entry
+    is replaced and everyone else's kept, so `daplan status` still knows every workbook issued.
+    """
     chosen = recipients(plan, by)
     if only is not None:
-        chosen = [r for r in chosen if r.name.casefold() == only.casefold() or slug(r.name) == slug(only)]
+        chosen = [r for r in chosen if is_named(r.name, only)]
         if not chosen:
             names = ", ".join(r.name for r in recipients(plan, by)) or "none"
             raise DaplanError(f"no recipient named {only!r}", hint=f"choose one of: {names}")
@@ -73,15 +91,19 @@ def distribute(
         raise OutputExists(
             "the output folder is not empty", file=outdir, hint="choose an empty folder or pass --force"
         )
+    earlier = _earlier_manifest(plan, outdir, by) if only is not None else None
+    reissued = {r.name for r in chosen}
+    kept = [wb for wb in earlier["workbooks"] if wb["recipient"] not in reissued] if earlier else []
+    previous = {wb["recipient"]: wb["file"] for wb in earlier["workbooks"]} if earlier else {}
+    taken = {wb["file"] for wb in kept}
     outdir.mkdir(parents=True, exist_ok=True)
-    slugs: dict[str, int] = {}
     entries = []
     issued_at = clock()
     for r in chosen:
-        base = slug(r.name)
-        slugs[base] = slugs.get(base, 0) + 1
-        name = base if slugs[base] == 1 else f"{base}-{slugs[base]}"
-        path = outdir / f"{name}.xlsx"
+        # A re-issued recipient keeps its file name; a new one gets a name nobody else has.
+        name = previous.get(r.name) or _free_name(slug(r.name), taken)
+        taken.add(name)
+        path = outdir / name
         info: IssueInfo = write_workbook(
             plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
         )
@@ -93,22 +115,55 @@ def distribute(
                 "sha256": file_sha256(path),
                 "scope": info.scope,
                 "plan_revision": plan.revision,
+                "issued_at": issued_at.isoformat(),
             }
         )
         if progress:
             progress(r.name)
+    signed = key is not None
+    if earlier is not None:
+        # Everyone else's entry as it was (in its place), each with the time it was issued.
+        fresh = {e["recipient"]: e for e in entries}
+        workbooks = []
+        for wb in earlier["workbooks"]:
+            if wb["recipient"] in fresh:
+                workbooks.append(fresh.pop(wb["recipient"]))
+            else:
+                workbooks.append({**wb, "issued_at": wb.get("issued_at") or earlier.get("issued_at", "")})
+        entries = workbooks + list(fresh.values())
+        signed = signed and (not kept or bool(earlier.get("signed")))
     manifest = {
         "plan_id": plan.id,
         "plan_revision": plan.revision,
         "issued_at": issued_at.isoformat(),
         "by": by,
-        "signed": key is not None,
+        "signed": signed,
         "workbooks": entries,
     }
     atomic_write_bytes(
         outdir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
     )
     return manifest
+
+
+def _earlier_manifest(plan: Plan, outdir: Path, by: By) -> dict[str, Any] | None:
+    """The outbox's manifest, when re-issuing into it; refused when it is another plan's or another kind."""
+    if not (outdir / MANIFEST).is_file():
+        return None
+    earlier = read_manifest(outdir)
+    if earlier.get("plan_id") != plan.id:
+        raise OutputExists(
+            f"the outbox holds workbooks issued for another plan ({earlier.get('plan_id')!r}, not {plan.id!r})",
+            file=outdir,
+            hint="re-issue into this plan's outbox, or choose another folder",
+        )
+    if earlier.get("by", "lead") != by:
+        raise OutputExists(
+            f"the outbox holds workbooks issued by {earlier.get('by')}, not by {by}",
+            file=outdir,
+            hint=f"re-issue with --by {earlier.get('by')}, or choose another folder",
+        )
+    return earlier
 
 
 def read_manifest(outdir: Path) -> dict[str, Any]:

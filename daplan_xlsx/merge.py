@@ -7,8 +7,9 @@ exception, and every refused or competing value stays in the result.
 
 A return is read once. Merged again (the same bytes, per the journal) it applies nothing; only when its
 proposed rows were left unadded (merged without `--accept-new`) is it read again, for those rows alone. The
-same file given twice in one merge counts once. Rows the reader could not take (an action outside the
-scope, an ID not in the plan, an ID twice) keep their values as rejected items.
+same file given twice in one merge counts once. Every refused value the reader reports with its field,
+including each value of a row it did not take (an action outside the scope, an ID not in the plan, an ID
+twice), becomes a rejected item, so nothing a return said is lost.
 
 `merge_returns` decides and builds the merged plan without writing anything; `commit_merge` writes the
 journal and then the plan (see journal.py for why in that order).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
@@ -27,11 +27,10 @@ from typing import Any, Literal
 
 from . import journal as J
 from . import layout as L
-from . import normalise as N
 from .errors import MetadataError
 from .meta import field_value
 from .model import Action, Plan
-from .reader import Finding, Proposal, ReturnReading, normalise_field, plan_base, read_return
+from .reader import Finding, Proposal, normalise_field, plan_base, read_return
 
 Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
 MERGE_FORMAT = 1
@@ -40,8 +39,6 @@ COMBINABLE = ("response", "notes")
 # Notes of returns that are skipped, not refused: nothing in them is left for a person.
 ALREADY_MERGED = "already merged"
 SAME_FILE = "the same file as"
-# Findings for a whole row the reader did not take; its values become rejected items.
-UNREAD_ROWS = ("out-of-scope", "unknown-id", "duplicate-id")
 # What an `add` journal line records of a new action.
 ADDED_FIELDS = ("action", *L.EDITABLE_FIELDS)
 
@@ -348,8 +345,8 @@ def _collect(path: Path, c: _Collected) -> None:
             "stale: a later workbook issued to the same recipient was merged already"
         )
     contributor = _contributor(path)
-    c.items.extend(_unread_rows(reading, c.plan, source))
     for finding in reading.findings:
+        # A refused value (the reader gives its field) is kept as a rejected item; the rest are findings.
         if finding.severity == "problem" and finding.field and finding.action_id:
             c.items.append(
                 MergeItem(
@@ -382,73 +379,6 @@ def _collect(path: Path, c: _Collected) -> None:
             )
             c.candidates.setdefault((action_id, key_), []).append(cand)
             c.touched.add(action_id)
-
-
-def _unread_rows(reading: ReturnReading, plan: Plan, source: str) -> list[MergeItem]:
-    """Rejected items for the values of rows the reader did not take, so nothing they say is lost.
-
-    A row outside the scope counts against the plan as it stands (a pasted copy of the plan's row says
-    nothing), the rows of a duplicated ID against their issued base, a row whose ID is not in the plan
-    against nothing. Formulas are kept as their text, values not valid as typed as their text.
-    """
-    from .container import open_container
-    from .reader import SUPPORT_SHEETS, Normaliser, _find_header, _sheet, cell_ref, open_workbook
-
-    unread = [f for f in reading.findings if f.kind in UNREAD_ROWS and f.sheet and f.cell]
-    if not unread:
-        return []
-    at_cell: dict[tuple[str, int], Finding] = {}  # (sheet, 0-based row) -> its finding
-    duplicated: dict[str, Finding] = {}  # ID -> its first duplicate-id finding (every row with it is unread)
-    for f in unread:
-        m = re.fullmatch(r"[A-Z]+([0-9]+)", f.cell)
-        if f.kind == "duplicate-id" and f.action_id:
-            duplicated.setdefault(f.action_id, f)
-        elif m is not None:
-            at_cell[(f.sheet, int(m.group(1)) - 1)] = f
-    container = open_container(reading.path)
-    wb = open_workbook(container)
-    norm = Normaliser(plan, container.epoch1904)
-    current = plan_base(plan, plan.action_index())
-    sheets = {s for s, _ in at_cell}
-    if duplicated:
-        sheets |= {name for name in wb.sheet_names if name.casefold() not in SUPPORT_SHEETS}
-    items: list[MergeItem] = []
-    for name in sorted(sheets):
-        _, rows, formulas = _sheet(wb, name, container)
-        header = _find_header(rows)
-        if header is None:
-            continue
-        header_row, cols = header
-        id_col = cols["id"]
-        for r in range(header_row + 1, len(rows)):
-            row = rows[r]
-            row_id = N.text(row[id_col]) if id_col < len(row) else ""
-            finding = at_cell.get((name, r)) or duplicated.get(row_id)
-            if finding is None:
-                continue
-            if finding.kind == "out-of-scope" and row_id in current:
-                known = current[row_id]
-            elif finding.kind == "duplicate-id" and row_id in reading.base:
-                known = reading.base[row_id]
-            else:
-                known = {}
-            for key in L.EDITABLE_FIELDS:
-                col = cols.get(key)
-                if col is None:
-                    continue
-                ref = cell_ref(r, col)
-                raw = row[col] if col < len(row) else None
-                if ref in formulas:
-                    value = formulas[ref]
-                else:
-                    try:
-                        value = norm.field(key, raw)
-                    except ValueError:  # refused anyway: kept as typed
-                        value = N.text(raw)
-                if value != known.get(key, ""):
-                    reason = f"{finding.kind}: {finding.message} ({name}!{ref})"
-                    items.append(MergeItem(row_id, key, "rejected", source, reason=reason, new=value))
-    return items
 
 
 def _decide(

@@ -6,6 +6,11 @@ re-validated; anything doubtful becomes a finding with its sheet and cell, never
 
 Values are read with python-calamine (cached values, fast); formulas are found in the sheet XML, because a
 cached value must never pass for something the recipient typed.
+
+A row that is not read as its action's row (an action outside the scope, an ID not in the plan, an ID twice)
+gives one finding at its ID cell and, so that nothing it says is lost, one finding of the same kind and
+message per field whose value differs from what is known of that action, carrying the field, its cell and
+the value (see `_ReturnReader._refuse_row`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class Finding:
     cell: str = ""
     action_id: str = ""
     severity: Severity = "problem"
-    field: str = ""  # the editable field a refused value was meant for
+    field: str = ""  # the field a refused value was meant for (an editable one, or ref/action)
     value: str = ""  # the refused value itself, normalised as text
 
     def as_dict(self) -> dict[str, str]:
@@ -277,6 +282,7 @@ class _ReturnReader:
         self.duplicates: set[str] = set()
         self.proposals: list[Proposal] = []
         self.plan_ids = plan.action_index().keys()
+        self.current: BaseValues | None = None
 
     def read(self) -> ReturnReading:
         p = self.path
@@ -457,32 +463,40 @@ class _ReturnReader:
         if action_id in self.rows or action_id in self.duplicates:
             first = self.rows.get(action_id)
             where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})" if first else ""
-            findings.append(
-                Finding(
-                    "duplicate-id",
-                    f"ID {action_id} appears more than once{where}; neither row was read",
-                    sheet,
-                    id_ref,
-                    action_id,
-                )
-            )
+            message = f"ID {action_id} appears more than once{where}; neither row was read"
+            findings.append(Finding("duplicate-id", message, sheet, id_ref, action_id))
+            base = self.base[action_id]
+            if first is not None and action_id not in self.duplicates:
+                # The first copy was read as the action's row: what it changed is refused now. Its
+                # invalid values already have their own findings.
+                changed = first.changed(base)
+                for key in L.EDITABLE_FIELDS:
+                    if key in changed:
+                        findings.append(
+                            Finding(
+                                "duplicate-id",
+                                message,
+                                first.sheet,
+                                first.cell(key),
+                                action_id,
+                                field=key,
+                                value=changed[key],
+                            )
+                        )
             self.duplicates.add(action_id)
+            self._refuse_row("duplicate-id", message, sheet, r, row, cols, formulas, action_id, base)
             return
         if action_id not in self.plan_ids:
-            findings.append(
-                Finding("unknown-id", f"ID {action_id!r} is not in the plan (was it changed?)", sheet, id_ref)
-            )
+            message = f"ID {action_id!r} is not in the plan (was it changed?)"
+            findings.append(Finding("unknown-id", message, sheet, id_ref, action_id))
+            self._refuse_row("unknown-id", message, sheet, r, row, cols, formulas, action_id, {})
             return
         if action_id not in self.base:
-            findings.append(
-                Finding(
-                    "out-of-scope",
-                    f"action {action_id} was not issued in this workbook; its row was not read",
-                    sheet,
-                    id_ref,
-                    action_id,
-                )
-            )
+            message = f"action {action_id} was not issued in this workbook; its row was not read"
+            findings.append(Finding("out-of-scope", message, sheet, id_ref, action_id))
+            # Against the plan as it stands: a pasted copy of the plan's row says nothing.
+            current = self._current()[action_id]
+            self._refuse_row("out-of-scope", message, sheet, r, row, cols, formulas, action_id, current)
             return
         got: dict[str, str] = {}
         for key, c in cols.items():
@@ -521,6 +535,42 @@ class _ReturnReader:
             except ValueError as exc:
                 reject(f"unknown-{key}", f"{header}: {exc}")
         self.rows[action_id] = ReturnedRow(action_id, sheet, r + 1, cols, got, self.base)
+
+    def _current(self) -> BaseValues:
+        """The plan's values, normalised, for the rows outside the scope (built on first use)."""
+        if self.current is None:
+            self.current = plan_base(self.plan, self.plan_ids)
+        return self.current
+
+    def _refuse_row(
+        self,
+        kind: str,
+        message: str,
+        sheet: str,
+        r: int,
+        row: list[Any],
+        cols: dict[str, int],
+        formulas: dict[str, str],
+        action_id: str,
+        known: Mapping[str, str],
+    ) -> None:
+        """One finding per editable field of a row not read whose value differs from `known`, with its
+        cell and value: a formula as its text, a value not valid as typed as its text."""
+        for key in L.EDITABLE_FIELDS:
+            c = cols.get(key)
+            if c is None:
+                continue
+            ref = cell_ref(r, c)
+            raw = row[c] if c < len(row) else None
+            if ref in formulas:
+                value = formulas[ref]
+            else:
+                try:
+                    value = self.norm.field(key, raw)
+                except ValueError:  # refused anyway: kept as typed
+                    value = N.text(raw)
+            if value != known.get(key, ""):
+                self.findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=value))
 
 
 def _check_merged(sheet: Any, name: str, header_row: int, cols: dict[str, int], path: Path) -> None:

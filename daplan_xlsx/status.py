@@ -44,9 +44,9 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
                 unmatched.append(path.name)
             else:
                 returned.setdefault(issue, []).append(path.name)
-    merged = {
-        m.issue_id: m for m in J.merged_returns(J.read_journal(J.journal_path(plan_path), plan.revision))
-    }
+    entries = J.read_journal(J.journal_path(plan_path), plan.revision)
+    merged = {m.issue_id: m for m in J.merged_returns(entries)}
+    pending = _proposals_pending(entries)
     rows = []
     for wb in manifest["workbooks"]:
         issue = wb["issue_id"]
@@ -58,9 +58,11 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
                 "file": wb["file"],
                 "issue_id": issue,
                 "actions": len(wb["scope"]),
-                "issued_at": manifest.get("issued_at", ""),
+                # A recipient re-issued with --only has its own time; older manifests have one for all.
+                "issued_at": wb.get("issued_at") or manifest.get("issued_at", ""),
                 "returned": files,
                 "merged_at": m.time if m else "",
+                "proposals_pending": pending.get(issue, 0),
                 "outstanding": not files and m is None,
             }
         )
@@ -75,6 +77,23 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
             "returned": sum(1 for r in rows if r["returned"]),
             "merged": sum(1 for r in rows if r["merged_at"]),
             "outstanding": sum(1 for r in rows if r["outstanding"]),
+            "proposals_pending": sum(r["proposals_pending"] for r in rows),
         },
         "unmatched_files": unmatched + foreign,
     }
+
+
+def _proposals_pending(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Issue id -> proposed rows its merged returns left unadded (merged without --accept-new).
+
+    Each returned file counts as its latest `return` line says: merged again with --accept-new, it is 0.
+    Several files may answer one issue (several people returning the same workbook); their counts add up.
+    """
+    latest: dict[tuple[str, str], int] = {}
+    for e in entries:
+        if e.get("event") == "return":
+            latest[(e["issue_id"], e["sha256"])] = int(e.get("proposals_pending", 0))
+    out: dict[str, int] = {}
+    for (issue, _sha), n in latest.items():
+        out[issue] = out.get(issue, 0) + n
+    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -227,6 +230,143 @@ def test_only_unknown_name_library_raises(tmp_path: Path) -> None:
         distribute(make_plan(), tmp_path / "out", only="Nobody")
     assert "Chief Constable, Head of Protect, Area Commanders" in info.value.one_line()
     assert not (tmp_path / "out").exists()
+
+
+# -- --only --force into an existing outbox: re-issuing one recipient -------------------------------------------
+
+
+def status_of(plan_path: Path, outbox: Path, inbox: Path) -> dict[str, Any]:
+    result = run("status", plan_path, outbox, inbox, "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_reissue_one_recipient_keeps_the_others(tmp_path: Path) -> None:
+    """`--only NAME --force` into the outbox of the same plan replaces NAME's entry and keeps the others, so
+    `daplan status` still knows every workbook issued, and matches returns of the old and the new issues."""
+    plan_path = saved(tmp_path, make_plan())
+    out, inbox = tmp_path / "outbox", tmp_path / "inbox"
+    inbox.mkdir()
+    assert run("distribute", plan_path, "-o", out).exit_code == 0
+    before = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    old = {wb["recipient"]: wb for wb in before["workbooks"]}
+    # Area Commanders returns the workbook first issued; Head of Protect's is then re-issued.
+    shutil.copyfile(out / old["Area Commanders"]["file"], inbox / "ac-return.xlsx")
+    ac_bytes = (out / old["Area Commanders"]["file"]).read_bytes()
+
+    result = run("distribute", plan_path, "-o", out, "--only", "head of protect", "--force")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "head-of-protect.xlsx\tHead of Protect\t2 action(s)",
+        f"Wrote 1 workbook(s) and {out / MANIFEST} (which keeps the 2 other workbook(s) issued before).",
+    ]
+    after = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    new = {wb["recipient"]: wb for wb in after["workbooks"]}
+    assert [wb["recipient"] for wb in after["workbooks"]] == [wb["recipient"] for wb in before["workbooks"]]
+    assert (
+        new["Chief Constable"] == old["Chief Constable"] and new["Area Commanders"] == old["Area Commanders"]
+    )
+    assert (out / old["Area Commanders"]["file"]).read_bytes() == ac_bytes
+    hop = new["Head of Protect"]
+    assert hop["issue_id"] != old["Head of Protect"]["issue_id"]
+    assert hop["file"] == old["Head of Protect"]["file"] and hop["scope"] == ["LG-1", "LG-2"]
+    assert hop["sha256"] == file_sha256(out / hop["file"]) != old["Head of Protect"]["sha256"]
+    assert read_workbook_meta(out / hop["file"]).meta.issue_id == hop["issue_id"]  # type: ignore[union-attr]
+    assert hop["issued_at"] >= old["Head of Protect"]["issued_at"] == before["issued_at"]
+    assert after["plan_id"] == before["plan_id"] and after["by"] == "lead" and after["signed"] is False
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [MANIFEST, *(wb["file"] for wb in before["workbooks"])]
+    )
+
+    shutil.copyfile(out / hop["file"], inbox / "hop-return.xlsx")
+    data = status_of(plan_path, out, inbox)
+    rows = {r["recipient"]: r for r in data["recipients"]}
+    assert list(rows) == ["Chief Constable", "Head of Protect", "Area Commanders"]
+    assert rows["Area Commanders"]["returned"] == ["ac-return.xlsx"]
+    assert rows["Head of Protect"]["returned"] == ["hop-return.xlsx"]
+    assert rows["Chief Constable"]["outstanding"] is True
+    assert rows["Head of Protect"]["issued_at"] == hop["issued_at"]
+    assert rows["Area Commanders"]["issued_at"] == before["issued_at"]
+    assert data["totals"]["issued"] == 3 and data["totals"]["returned"] == 2
+    assert data["unmatched_files"] == []
+
+
+def test_reissue_into_an_older_manifest_keeps_each_issue_time(tmp_path: Path) -> None:
+    """A manifest written before entries carried their own issue time: the others keep the old one."""
+    plan = make_plan()
+    out = tmp_path / "outbox"
+    first = distribute(plan, out, clock=fixed_clock)
+    for wb in first["workbooks"]:
+        del wb["issued_at"]
+    (out / MANIFEST).write_text(json.dumps(first), encoding="utf-8")
+    later = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+    manifest = distribute(plan, out, only="Chief Constable", force=True, clock=lambda: later)
+    assert json.loads((out / MANIFEST).read_text(encoding="utf-8")) == manifest
+    times = {wb["recipient"]: wb["issued_at"] for wb in manifest["workbooks"]}
+    assert times == {
+        "Chief Constable": later.isoformat(),
+        "Head of Protect": fixed_clock().isoformat(),
+        "Area Commanders": fixed_clock().isoformat(),
+    }
+    # Without --only, --force writes a new distribution: the manifest lists that alone.
+    whole = distribute(plan, out, force=True, clock=lambda: later)
+    assert {wb["issued_at"] for wb in whole["workbooks"]} == {later.isoformat()}
+
+
+def test_reissue_keeps_file_names_of_names_that_slug_alike(tmp_path: Path) -> None:
+    """Re-issued, a recipient keeps its file; a recipient new to the outbox gets a name nobody has."""
+    plan = make_plan()
+    data = plan.model_dump()
+    data["leads"] += [Lead(name="head of protect").model_dump(), Lead(name="Head of Protect!").model_dump()]
+    data["areas"][1]["actions"].append(
+        Action(id="IC-2", ref="2", action="x", leads=["head of protect", "Head of Protect!"]).model_dump()
+    )
+    plan = Plan.model_validate(data)
+    out = tmp_path / "out"
+    first = distribute(plan, out, clock=fixed_clock)
+    files = {wb["recipient"]: wb["file"] for wb in first["workbooks"]}
+    assert files["Head of Protect!"] == "head-of-protect-3.xlsx"
+    again = distribute(plan, out, only="Head of Protect!", force=True, clock=fixed_clock)
+    assert {wb["recipient"]: wb["file"] for wb in again["workbooks"]} == files
+    for wb in again["workbooks"]:
+        assert read_workbook_meta(out / wb["file"]).meta.recipient == wb["recipient"]  # type: ignore[union-attr]
+    # A lead given actions after the distribution is added, under a name no other workbook has.
+    data["leads"].append(Lead(name="HEAD OF PROTECT").model_dump())
+    data["areas"][1]["actions"][0]["leads"].append("HEAD OF PROTECT")
+    grown = Plan.model_validate(data)
+    added = distribute(grown, out, only="HEAD OF PROTECT", force=True, clock=fixed_clock)
+    got = {wb["recipient"]: wb["file"] for wb in added["workbooks"]}
+    assert {k: v for k, v in got.items() if k in files} == files
+    assert len(set(got.values())) == len(got) == len(files) + 1
+
+
+@pytest.mark.parametrize("by", ["lead", "area"])
+def test_reissue_into_another_plans_outbox_is_refused(tmp_path: Path, by: str) -> None:
+    other = make_plan().model_copy(update={"id": "plan-elsewhere"})
+    out = tmp_path / "outbox"
+    distribute(other, out, by=by, clock=fixed_clock)  # type: ignore[arg-type]
+    before = snapshot(out)
+    name = "Head of Protect" if by == "lead" else "Initial Contact"
+    plan_path = saved(tmp_path, make_plan())
+    line = assert_one_line_error(
+        run("distribute", plan_path, "-o", out, "--by", by, "--only", name, "--force")
+    )
+    assert "another plan" in line and "plan-elsewhere" in line and "plan-test" in line
+    assert snapshot(out) == before
+
+
+def test_reissue_by_another_kind_is_refused(tmp_path: Path) -> None:
+    """An outbox issued per lead is not re-issued per area: the manifest would mix the two."""
+    plan_path = saved(tmp_path, make_plan())
+    out = tmp_path / "outbox"
+    assert run("distribute", plan_path, "-o", out).exit_code == 0
+    before = snapshot(out)
+    line = assert_one_line_error(
+        run("distribute", plan_path, "-o", out, "--by", "area", "--only", "Initial Contact", "--force")
+    )
+    assert "by lead" in line and "--by lead" in line
+    assert snapshot(out) == before
 
 
 # -- file names --------------------------------------------------------------------------------------------------

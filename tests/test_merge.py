@@ -1416,6 +1416,57 @@ def test_rows_the_reader_did_not_take_keep_their_values(tmp_path: Path) -> None:
     assert cells["typed against a wrong ID"].endswith(f"!{openpyxl_letter(cols['notes'])}{typo})")
 
 
+def test_rejected_values_of_unread_rows_are_the_diffs_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `daplan diff --json` reports for rows it did not take is what the merge keeps as rejected items,
+    value for value and cell for cell, and the merge reads each workbook once to get them."""
+    import daplan_xlsx.reader as reader
+
+    loop = Loop(tmp_path, make_plan())
+    ed = loop.editor("Head of Protect")
+    ws, _row = ed.locate("LG-2")
+    ed.set("LG-2", "status", "Complete")
+    ed.paste_row({**plan_row(loop.plan, "LG-2"), "notes": "second copy"}, ws.title)
+    ed.paste_action(loop.plan, "LG-L1", ws.title, response=PASTED, status="Green")
+    ed.paste_row({"id": "LG-99", "action": "Some action", "due": "31/02/2015"}, ws.title)
+    ed.formula("LG-99", "target", "=TODAY()")
+    f = ed.save(loop.inbox / "hop.xlsx")
+
+    diff = run("diff", "--json", loop.plan_path, f)
+    assert diff.exit_code == 0, diff.output
+    refused = [x for x in json.loads(diff.stdout)["findings"] if x["field"]]
+    want = {
+        (x["action_id"], x["field"], x["value"], f"{x['kind']}: {x['message']} ({x['sheet']}!{x['cell']})")
+        for x in refused
+    }
+    assert {(a, fld, v) for a, fld, v, _ in want} == {
+        ("LG-2", "status", "Complete"),
+        ("LG-2", "notes", "second copy"),
+        ("LG-L1", "response", PASTED),
+        ("LG-L1", "status", "Green"),
+        ("LG-99", "target", "=TODAY()"),
+        ("LG-99", "due", "31/02/2015"),
+    }
+
+    opened: list[Path] = []
+    real = reader.open_workbook
+    monkeypatch.setattr(reader, "open_workbook", lambda c: opened.append(c.path) or real(c))
+    result, data = merge_cli(loop, f)
+    assert result.exit_code == 1, result.output
+    got = {(i["action_id"], i["field"], i["new"], i["reason"]) for i in items_of(data, "rejected")}
+    assert got == want
+    assert len(items_of(data)) == len(want)
+    assert opened == [f]
+    # The rows themselves stay findings, one each.
+    assert sorted((x["kind"], x["action_id"]) for x in data["findings"]) == [
+        ("duplicate-id", "LG-2"),
+        ("out-of-scope", "LG-L1"),
+        ("unknown-id", "LG-99"),
+    ]
+    assert loop.plan == make_plan()
+
+
 def test_returns_are_never_modified(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     k = messy_returns(loop)

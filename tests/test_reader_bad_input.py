@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -414,6 +415,55 @@ def test_merged_cells_across_the_table_are_refused(tmp_path: Path, plan_file: Pa
     target = tmp_path / "merged.xlsx"
     wb.save(target)
     assert_refused(tmp_path, plan_file, target, "merged", "D6:D7", LG)
+
+
+def test_junk_rows_with_ids_are_findings_with_their_values(tmp_path: Path, plan_file: Path) -> None:
+    """Another table pasted under the action table: each row's ID is not in the plan, so the row is one
+    "unknown-id" finding and each value on it, whatever its type, one more with its field and cell (exit 0,
+    nothing written, no change read), in bounded time."""
+    wb = openpyxl.load_workbook(build(tmp_path))
+    ws = wb[LG]
+    cols = {c.key: i + 1 for i, c in enumerate(L.AREA_COLUMNS)}
+    first, n = 20, 2000
+    for k in range(n):
+        r = first + k
+        ws.cell(r, cols["id"]).value = f"X-{k}"
+        ws.cell(r, cols["response"]).value = k  # a number in a text field reads as its text
+        ws.cell(r, cols["due"]).value = True  # a boolean is not a date: kept as typed
+        ws.cell(r, cols["status"]).value = 3.5
+    ws.cell(first, cols["notes"]).value = "=1/0"  # a formula, kept as its text
+    ws.cell(first, cols["lead"]).value = dt.datetime(2015, 1, 2, 3, 4)
+    target = tmp_path / "junk-rows.xlsx"
+    wb.save(target)
+    before, plan_bytes = snapshot(tmp_path), plan_file.read_bytes()
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["diff", "--json", str(plan_file), str(target)])
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["items"] == [] and out["proposals"] == []
+    findings = out["findings"]
+    assert {f["kind"] for f in findings} == {"unknown-id"} and len(findings) == 4 * n + 2
+    got = {(f["cell"], f["action_id"], f["field"], f["value"]) for f in findings[:7]}
+    letter = {k: L.column_letter(c - 1) for k, c in cols.items()}
+    assert got == {
+        (f"{letter['id']}{first}", "X-0", "", ""),
+        (f"{letter['response']}{first}", "X-0", "response", "0"),
+        (f"{letter['due']}{first}", "X-0", "due", "TRUE"),
+        (f"{letter['lead']}{first}", "X-0", "lead", "2015-01-02 03:04:00"),
+        (f"{letter['status']}{first}", "X-0", "status", "3.5"),
+        (f"{letter['notes']}{first}", "X-0", "notes", "=1/0"),
+        (f"{letter['id']}{first + 1}", "X-1", "", ""),
+    }
+    last = findings[-4:]
+    assert [(f["action_id"], f["field"], f["value"]) for f in last] == [
+        (f"X-{n - 1}", "", ""),
+        (f"X-{n - 1}", "response", str(n - 1)),
+        (f"X-{n - 1}", "due", "TRUE"),
+        (f"X-{n - 1}", "status", "3.5"),
+    ]
+    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert plan_file.read_bytes() == plan_bytes and snapshot(tmp_path) == before
 
 
 # -- macro-enabled: read, with a warning ----------------------------------------------------------------

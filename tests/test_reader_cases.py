@@ -23,6 +23,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from daplan_xlsx import layout as L
 from daplan_xlsx.cli import cli
 from daplan_xlsx.diff import DiffResult, diff_return
+from daplan_xlsx.diffview import render_text
 from daplan_xlsx.model import EXCEL_CELL_LIMIT, Action, Plan
 from daplan_xlsx.planfile import save_plan
 from daplan_xlsx.reader import read_return
@@ -90,6 +91,10 @@ def changes(result: DiffResult) -> list[tuple[str, str, str]]:
 
 def kinds(result: DiffResult) -> list[tuple[str, str, str]]:
     return [(f.kind, f.sheet, f.cell) for f in result.findings]
+
+
+def values(result: DiffResult) -> list[tuple[str, str, str, str, str, str]]:
+    return [(f.kind, f.sheet, f.cell, f.action_id, f.field, f.value) for f in result.findings]
 
 
 def assert_clean(result: DiffResult) -> None:
@@ -514,8 +519,17 @@ def test_case21_ids_stay_text(tmp_path: Path) -> None:
 
     result = diff_return(edited(issued, retype), plan)
     assert result.changes == []
-    assert [f.kind for f in result.findings] == ["unknown-id", "row-deleted"]
-    assert result.findings[1].action_id == "123456789012345678"
+    # The rounded ID is not in the plan: its row is not read, and the values on it are kept as findings.
+    assert [(f.kind, f.field, f.value) for f in result.findings] == [
+        ("unknown-id", "", ""),
+        ("unknown-id", "lead", "Area Commanders"),
+        ("unknown-id", "status", "Not started"),
+        ("row-deleted", "", ""),
+    ]
+    rounded = result.findings[0].action_id
+    assert rounded != "123456789012345678" and rounded in result.findings[0].message
+    assert [f.action_id for f in result.findings[1:3]] == [rounded, rounded]
+    assert result.findings[3].action_id == "123456789012345678"
     assert "1001" in result.reading.rows
 
 
@@ -573,9 +587,40 @@ def test_duplicated_id_neither_row_read(issued: Path, plan: Plan) -> None:
     result = diff_return(edited(issued, copy), plan)
     assert result.changes == []
     assert "LG-2" not in result.reading.rows
-    assert kinds(result) == [("duplicate-id", LG, "A9")]
+    # One finding for the row, then what each copy says differently from the issued base, at its cell.
+    assert values(result) == [
+        ("duplicate-id", LG, "A9", "LG-2", "", ""),
+        ("duplicate-id", LG, "H7", "LG-2", "status", "Complete"),
+        ("duplicate-id", LG, "D9", "LG-2", "response", "the copy says something else"),
+    ]
     assert "A7" in result.findings[0].message  # the first copy is named too
-    assert result.findings[0].action_id == "LG-2"
+    assert {f.message for f in result.findings} == {result.findings[0].message}
+    assert all(f.severity == "problem" for f in result.findings)
+
+
+def test_duplicated_id_on_another_sheet_with_a_bad_value(issued: Path, plan: Plan) -> None:
+    """A copy on another sheet names its own cells; an invalid value in the first copy keeps its own finding."""
+
+    def copy(wb: openpyxl.Workbook) -> None:
+        write_row(wb[IC], 7, row_values(wb[LG], ROW["LG-2"]))
+        wb[IC]["D7"] = "=1+1"  # a real formula on the second copy
+        wb[IC]["D7"].data_type = "f"
+        wb[LG]["H7"] = "Bogus"  # not in the list, on the first copy
+        wb[LG]["E7"] = "2016"
+
+    result = diff_return(edited(issued, copy), plan)
+    assert result.changes == []
+    assert "LG-2" not in result.reading.rows
+    assert values(result) == [
+        ("unknown-status", LG, "H7", "LG-2", "status", "Bogus"),
+        ("duplicate-id", IC, "A7", "LG-2", "", ""),
+        ("duplicate-id", LG, "E7", "LG-2", "target", "2016"),
+        ("duplicate-id", IC, "D7", "LG-2", "response", "=1+1"),
+    ]
+    # The terminal names the row once; a value on another sheet than the row named says which.
+    text = render_text(result, colour=False)
+    assert text.count("appears more than once") == 1
+    assert f"      Target {LG}!E7: 2016\n      Response D7: =1+1\n" in text
 
 
 def test_id_changed_to_unknown(issued: Path, plan: Plan) -> None:
@@ -587,9 +632,17 @@ def test_id_changed_to_unknown(issued: Path, plan: Plan) -> None:
 
     result = diff_return(edited(issued, change), plan)
     assert result.changes == []
-    assert kinds(result) == [("unknown-id", LG, "A7"), ("row-deleted", LG, "")]
+    # Nothing is known of LG-9, so every value on its row is kept, each at its cell.
+    assert values(result) == [
+        ("unknown-id", LG, "A7", "LG-9", "", ""),
+        ("unknown-id", LG, "D7", "LG-9", "response", "new text under a wrong ID"),
+        ("unknown-id", LG, "E7", "LG-9", "target", "2015"),
+        ("unknown-id", LG, "F7", "LG-9", "due", "2015-03-31"),
+        ("unknown-id", LG, "G7", "LG-9", "lead", "Head of Protect"),
+        ("unknown-id", LG, "H7", "LG-9", "status", "On track"),
+        ("row-deleted", LG, "", "LG-2", "", ""),
+    ]
     assert "LG-9" in result.findings[0].message
-    assert result.findings[1].action_id == "LG-2"
 
 
 def test_row_deleted(issued: Path, plan: Plan) -> None:
@@ -620,9 +673,64 @@ def test_out_of_scope_row_pasted_into_recipient_workbook(tmp_path: Path, plan: P
     result = diff_return(edited(issued, paste), plan)
     assert result.reading.scope == ["LG-2"] and result.reading.recipient == "Head of Protect"
     assert [(c.action_id, c.field, c.cell) for c in result.changes] == [("LG-2", "response", "D6")]
-    assert [(f.kind, f.sheet, f.cell, f.action_id) for f in result.findings] == [
-        ("out-of-scope", LG, "A7", "LG-1")
+    # The row, then the one value it says differently from the plan; what it copied says nothing.
+    assert values(result) == [
+        ("out-of-scope", LG, "A7", "LG-1", "", ""),
+        ("out-of-scope", LG, "H7", "LG-1", "status", "Embedded"),
     ]
+    assert result.findings[0].message == result.findings[1].message
+
+
+def test_out_of_scope_row_values_as_typed(tmp_path: Path, plan: Plan, plan_file: Path) -> None:
+    """Values of a row outside the scope are kept as typed, formulas as their text, in every output."""
+    issued = build(tmp_path, plan, scope=["LG-2"], recipient="Head of Protect")
+    owner = openpyxl.load_workbook(build(tmp_path, plan, name="owner.xlsx"))
+    pasted = row_values(owner[LG], ROW["LG-1"])
+
+    def paste(wb: openpyxl.Workbook) -> None:
+        ws = wb[LG]
+        write_row(ws, 7, pasted)
+        ws["D7"] = "Pasted <b>response</b> & more"
+        ws["G7"] = "Head of Nothing"  # not in the register: kept as typed
+        ws["F7"] = "31/02/2015"  # not a date
+        ws["L7"] = "=NOW()"
+        ws["L7"].data_type = "f"
+
+    target = edited(issued, paste)
+    result = diff_return(target, plan)
+    want = [
+        ("out-of-scope", LG, "A7", "LG-1", "", ""),
+        ("out-of-scope", LG, "D7", "LG-1", "response", "Pasted <b>response</b> & more"),
+        ("out-of-scope", LG, "F7", "LG-1", "due", "31/02/2015"),
+        ("out-of-scope", LG, "G7", "LG-1", "lead", "Head of Nothing"),
+        ("out-of-scope", LG, "L7", "LG-1", "notes", "=NOW()"),
+    ]
+    assert values(result) == want
+    assert result.changes == [] and "LG-1" not in result.reading.rows
+
+    # --json: the same findings, each with its field and value.
+    out = CliRunner().invoke(cli, ["diff", "--json", str(plan_file), str(target)])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)["findings"]
+    assert [(f["kind"], f["sheet"], f["cell"], f["action_id"], f["field"], f["value"]) for f in got] == want
+    assert all(f["severity"] == "problem" for f in got)
+
+    # The terminal: the row once, then each field with its cell and value, within 100 columns.
+    text = CliRunner().invoke(cli, ["diff", str(plan_file), str(target)]).stdout
+    assert text.count("was not issued in this workbook") == 1
+    for line in ("Response D7: Pasted <b>response</b> & more", "Due F7: 31/02/2015", "Notes L7: =NOW()"):
+        assert line in text, text
+    assert "Lead G7: Head of Nothing" in text
+    findings = text[text.index("Findings (") :]
+    assert max(len(line) for line in findings.splitlines()) <= 100
+
+    # --html: every value, escaped.
+    page = tmp_path / "diff.html"
+    assert CliRunner().invoke(cli, ["diff", "--html", str(page), str(plan_file), str(target)]).exit_code == 0
+    html_text = page.read_text(encoding="utf-8")
+    assert "Pasted &lt;b&gt;response&lt;/b&gt; &amp; more" in html_text and "<b>response" not in html_text
+    for shown in ("31/02/2015", "Head of Nothing", "=NOW()"):
+        assert shown in html_text
 
 
 def test_new_row_without_id_is_a_proposal(issued: Path, plan: Plan) -> None:

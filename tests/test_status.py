@@ -24,7 +24,17 @@ from daplan_xlsx.status import status_report
 PLANS: list[tuple[str, Callable[[], Plan]]] = [("make_plan", make_plan)] + [
     (p.stem, lambda p=p: load_plan(p)) for p in EXAMPLES
 ]
-ROW_KEYS = {"recipient", "file", "issue_id", "actions", "issued_at", "returned", "merged_at", "outstanding"}
+ROW_KEYS = {
+    "recipient",
+    "file",
+    "issue_id",
+    "actions",
+    "issued_at",
+    "returned",
+    "merged_at",
+    "proposals_pending",
+    "outstanding",
+}
 
 
 def run(*args: object) -> Result:
@@ -59,7 +69,13 @@ def test_before_any_return_everything_is_outstanding(tmp_path: Path, make: Calla
     n = len(loop.recipients())
     for data in (status_json(loop, inbox=False), status_json(loop, inbox=True)):
         assert data["plan_id"] == loop.plan.id and data["plan_revision"] == loop.plan.revision
-        assert data["totals"] == {"issued": n, "returned": 0, "merged": 0, "outstanding": n}
+        assert data["totals"] == {
+            "issued": n,
+            "returned": 0,
+            "merged": 0,
+            "outstanding": n,
+            "proposals_pending": 0,
+        }
         assert data["unmatched_files"] == []
         assert [r["recipient"] for r in data["recipients"]] == loop.recipients()
         for r in data["recipients"]:
@@ -68,6 +84,7 @@ def test_before_any_return_everything_is_outstanding(tmp_path: Path, make: Calla
             assert (r["file"], r["issue_id"], r["actions"]) == (wb["file"], wb["issue_id"], len(wb["scope"]))
             assert r["issued_at"] == loop.manifest["issued_at"]
             assert (r["returned"], r["merged_at"], r["outstanding"]) == ([], "", True)
+            assert r["proposals_pending"] == 0
     text = run("status", loop.plan_path, loop.outbox).stdout
     assert text.count("OUTSTANDING") == n
     assert f"{n} issued, 0 returned, 0 merged, {n} outstanding." in text
@@ -85,7 +102,13 @@ def test_returns_in_the_inbox_are_matched_by_issue_id(tmp_path: Path) -> None:
     assert got["Area Commanders"]["returned"] == ["returned.XLSX"]
     assert got["Chief Constable"]["returned"] == []
     assert [r["outstanding"] for r in data["recipients"]] == [True, False, False]
-    assert data["totals"] == {"issued": 3, "returned": 2, "merged": 0, "outstanding": 1}
+    assert data["totals"] == {
+        "issued": 3,
+        "returned": 2,
+        "merged": 0,
+        "outstanding": 1,
+        "proposals_pending": 0,
+    }
     assert data["unmatched_files"] == []
     text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
     assert "1 outstanding" in text and text.count("OUTSTANDING") == 1
@@ -105,7 +128,13 @@ def test_after_merge_the_merged_time_comes_from_the_journal(tmp_path: Path) -> N
     assert got["Area Commanders"]["merged_at"] == ""
     assert got["Area Commanders"]["returned"] == ["ac.xlsx"]
     assert data["plan_revision"] == 2
-    assert data["totals"] == {"issued": 3, "returned": 2, "merged": 1, "outstanding": 1}
+    assert data["totals"] == {
+        "issued": 3,
+        "returned": 2,
+        "merged": 1,
+        "outstanding": 1,
+        "proposals_pending": 0,
+    }
 
     # Merged, and the file since moved out of the inbox: merged, not outstanding.
     f.unlink()
@@ -115,6 +144,54 @@ def test_after_merge_the_merged_time_comes_from_the_journal(tmp_path: Path) -> N
     assert got["Head of Protect"]["merged_at"] == returns[0]["time"]
     text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
     assert returns[0]["time"][:19] in text
+
+
+def proposing(loop: Loop, name: str, *actions: str) -> Path:
+    """An Area Commanders return proposing new actions (rows without an ID) on the Initial Contact sheet."""
+    ed = loop.editor("Area Commanders")
+    for text in actions:
+        ed.add_row({"action": text, "status": "Not started"}, "Initial Contact")
+    return ed.save(loop.inbox / name)
+
+
+def test_proposals_left_unadded_await_accept_new(tmp_path: Path) -> None:
+    """A merge without --accept-new leaves proposals pending: per recipient, in the totals and in the
+    text; merged again with --accept-new, nothing is pending."""
+    loop = Loop(tmp_path, make_plan())
+    # Two people return the Area Commanders workbook, proposing three new actions between them.
+    first = proposing(loop, "ac-north.xlsx", "Publish a monthly DA dashboard.", "Train call handlers.")
+    second = proposing(loop, "ac-south.xlsx", "Review MARAC referrals.")
+    hop = loop.returned("Head of Protect", {("LG-2", "notes"): "x"})
+    assert run("merge", loop.plan_path, first, second, hop).exit_code == 1  # proposals left for a person
+    data = status_json(loop)
+    got = rows(data)
+    assert got["Area Commanders"]["proposals_pending"] == 3
+    assert got["Head of Protect"]["proposals_pending"] == 0
+    assert got["Chief Constable"]["proposals_pending"] == 0
+    assert data["totals"]["proposals_pending"] == 3
+    assert data["totals"]["merged"] == 2
+    text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Area Commanders"))
+    assert lines[at + 1] == "    3 proposed new action(s) await `daplan merge --accept-new`"
+    assert text.count("await `daplan merge --accept-new`") == 1
+    assert "3 proposed new action(s) not yet added" in text
+    assert max(len(line) for line in lines) <= 100
+
+    # One of the two merged again with --accept-new: its proposals are added, the other's still wait.
+    assert run("merge", loop.plan_path, second, "--accept-new").exit_code == 0
+    assert rows(status_json(loop))["Area Commanders"]["proposals_pending"] == 2
+    assert run("merge", loop.plan_path, first, second, hop, "--accept-new").exit_code == 0
+    data = status_json(loop)
+    assert [r["proposals_pending"] for r in data["recipients"]] == [0, 0, 0]
+    assert data["totals"]["proposals_pending"] == 0
+    assert [a.action for a in loop.plan.areas[1].actions[1:]] == [
+        "Review MARAC referrals.",
+        "Publish a monthly DA dashboard.",
+        "Train call handlers.",
+    ]
+    text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
+    assert "--accept-new" not in text
 
 
 def test_library_status_report(tmp_path: Path) -> None:
