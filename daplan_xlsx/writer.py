@@ -252,7 +252,7 @@ class WorkbookWriter:
         for area, actions in areas:
             line = f"{area.sheet}: {len(actions)} action(s)"
             if self.recipient != "owner":
-                line += ": " + ", ".join(a.id for a in actions)
+                line += ": " + _id_list([a.id for a in actions])
             self.text(ws, row, 1, line, self.fmt("plain"))
             ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
@@ -501,6 +501,17 @@ def contrast_colour(colour: str) -> str:
 
 def _excel_string(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
+
+
+ABOUT_ID_LIST_LIMIT = 40
+
+
+def _id_list(ids: list[str]) -> str:
+    """The action ids in scope, for the cover; a long scope is shortened (a cell holds 32,767 characters)."""
+    if len(ids) <= ABOUT_ID_LIST_LIMIT:
+        return ", ".join(ids)
+    head = ", ".join(ids[: ABOUT_ID_LIST_LIMIT - 5])
+    return f"{head}, … and {len(ids) - ABOUT_ID_LIST_LIMIT + 5} more (to {ids[-1]})"
 
 
 def _instructions(recipient: str) -> list[str]:

@@ -351,3 +351,17 @@ def test_written_files_get_the_umask_mode_not_the_temp_files(tmp_path: Path) -> 
         assert book.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
     finally:
         os.umask(old)
+
+
+def test_a_large_scope_fits_on_the_cover(tmp_path: Path) -> None:
+    """A recipient issued thousands of actions gets a shortened list on the About sheet, not a crash."""
+    plan = make_plan(n_local=3000)
+    ids = [a.id for a in plan.areas[0].actions]
+    out = tmp_path / "big.xlsx"
+    write_workbook(plan, out, scope=ids, recipient="Area Commanders", clock=fixed_clock)
+    about = [
+        str(c.value) for row in openpyxl.load_workbook(out)[L.ABOUT_SHEET].iter_rows() for c in row if c.value
+    ]
+    (line,) = [v for v in about if v.startswith("Leadership and Governance: 3002 action(s)")]
+    assert line.startswith("Leadership and Governance: 3002 action(s): LG-1, LG-2, LG-L1,")
+    assert line.endswith("… and 2967 more (to LG-L3000)")
