@@ -155,11 +155,11 @@ def _day(stamp: str) -> str:
         return stamp
 
 
-def _criteria(text: str) -> str:
-    """A COUNTIFS criterion matching exactly `text`: '=' keeps it from being read as an operator, '~'
-    escapes the wildcards, and the whole is an Excel string literal."""
+def _criteria(text: str, op: str = "=") -> str:
+    """A COUNTIFS criterion comparing with exactly `text`: the operator keeps it from being read as one,
+    '~' escapes the wildcards, and the whole is an Excel string literal."""
     escaped = text.replace("~", "~~").replace("*", "~*").replace("?", "~?")
-    return '"=' + escaped.replace('"', '""') + '"'
+    return '"' + op + escaped.replace('"', '""') + '"'
 
 
 def _range(sheet: str, col_key: str, rows: int) -> str:
@@ -257,7 +257,7 @@ class DashboardWriter:
             share = ac.closed / ac.total if ac.total else 0
             w.formula(ws, r, share_col, f"=IF({tot}=0,0,{clo}/{tot})", "dash_share", share)
             due_rng = _range(area.sheet, "due", n)
-            open_tests = "".join(f",{status_rng},{_criteria_not(s)}" for s in _closed_in_order(plan))
+            open_tests = "".join(f",{status_rng},{_criteria(s, '<>')}" for s in _closed_in_order(plan))
             late = f'=COUNTIFS({due_rng},"<"&TODAY(){open_tests})'
             w.formula(ws, r, late_col, late, "dash_late", ac.past_due)
             ws.set_row(r, 30)
@@ -407,11 +407,6 @@ class DashboardWriter:
 
 def _closed_in_order(plan: Plan) -> list[str]:
     return [s.name for s in plan.statuses if s.closed]
-
-
-def _criteria_not(text: str) -> str:
-    escaped = text.replace("~", "~~").replace("*", "~*").replace("?", "~?")
-    return '"<>' + escaped.replace('"', '""') + '"'
 
 
 CHANGES_HEADERS = ("When", "Who", "From return", "Action", "Field", "Old", "New")
