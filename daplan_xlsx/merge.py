@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 from . import journal as J
 from . import layout as L
+from .container import read_file
 from .errors import MetadataError
 from .meta import field_value
 from .model import Action, Plan
-from .reader import Finding, Proposal, normalise_field, plan_base, read_return
+from .reader import Finding, PlanView, Proposal, normalise_field, read_return
 
 Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
 MERGE_FORMAT = 1
@@ -135,23 +136,10 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _contributor(path: Path) -> str:
-    """Who last saved the workbook, from its document properties, for attributing combined texts."""
-    import re
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            core = zf.read("docProps/core.xml")[:20000].decode("utf-8", "replace")
-    except (KeyError, OSError, zipfile.BadZipFile):
-        return ""
-    m = re.search(r"<cp:lastModifiedBy>([^<]{1,100})</cp:lastModifiedBy>", core)
-    return m.group(1).strip() if m else ""
-
-
 @dataclass
 class _Collected:
     plan: Plan
+    view: PlanView
     key: bytes | None
     accept_new: bool
     merged: list[J.MergedReturn]
@@ -180,15 +168,18 @@ def merge_returns(
     """Decide every field of every return against the plan; nothing is written."""
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     merged = J.merged_returns(journal)
-    c = _Collected(plan, key, accept_new, merged, {m.sha256: m for m in merged}, J.proposals_pending(journal))
+    view = PlanView(plan)  # shared by every return's reading: the plan does not change until `_apply`
+    c = _Collected(
+        plan, view, key, accept_new, merged, {m.sha256: m for m in merged}, J.proposals_pending(journal)
+    )
     # Files in name order so reports are stable; the decisions themselves do not depend on it.
     for path in sorted(paths, key=lambda p: str(p)):
         _collect(path, c)
         if progress:
             progress(path)
 
-    base_now = plan_base(plan, [a.id for _, a in plan.iter_actions()])  # lazy: only touched actions
-    order = {a.id: n for n, (_, a) in enumerate(plan.iter_actions())}
+    base_now = view.current  # lazy: only touched actions
+    order = {action_id: n for n, action_id in enumerate(view.ids)}
     decisions: list[MergeItem] = []
     for (action_id, key_), cands in sorted(
         c.candidates.items(), key=lambda kv: (order[kv[0][0]], L.EDITABLE_FIELDS.index(kv[0][1]))
@@ -282,7 +273,8 @@ def _field_order(name: str) -> int:
 
 def _collect(path: Path, c: _Collected) -> None:
     source = str(path)
-    sha = file_sha256(path) if path.is_file() else ""
+    file = read_file(path)  # read once: hashed here, then checked and parsed by the reader
+    sha = file.sha256
     if sha and sha in c.seen:
         # The same bytes under two names (a copy, a re-saved attachment): merged once, by the first name.
         c.returns.append(ReturnSummary(source, sha, note=f"{SAME_FILE} {Path(c.seen[sha]).name}"))
@@ -295,7 +287,7 @@ def _collect(path: Path, c: _Collected) -> None:
         c.returns.append(ReturnSummary(source, sha, earlier.issue_id, earlier.recipient, note=ALREADY_MERGED))
         return
     try:
-        reading = read_return(path, c.plan, c.key)
+        reading = read_return(file, c.plan, c.key, view=c.view)
     except MetadataError as exc:
         c.returns.append(ReturnSummary(source, sha, note=exc.one_line()))
         c.items.append(MergeItem("", "", "rejected", source, reason=exc.what))
@@ -344,7 +336,7 @@ def _collect(path: Path, c: _Collected) -> None:
         summary.note = (summary.note + "; " if summary.note else "") + (
             "stale: a later workbook issued to the same recipient was merged already"
         )
-    contributor = _contributor(path)
+    contributor = reading.saved_by
     for finding in reading.findings:
         # A refused value (the reader gives its field) is kept as a rejected item; the rest are findings.
         if finding.severity == "problem" and finding.field and finding.action_id:
@@ -423,14 +415,19 @@ def combine_texts(cands: Sequence[Candidate], now: dt.datetime) -> str:
 def _set_field(action: Action, key: str, value: str) -> dict[str, Any]:
     """The action's data with one editable field set from its normalised text."""
     data = action.model_dump()
+    _set_in(data, key, value)
+    return data
+
+
+def _set_in(data: dict[str, Any], key: str, value: str) -> None:
+    """Set one editable field of an action's data from its normalised text."""
     if key == "due":
         data["due"] = dt.date.fromisoformat(value) if value else None
     elif key == "lead":
-        rest = [name for name in action.leads if name != value]
+        rest = [name for name in data["leads"] if name != value]
         data["leads"] = ([value] if value else []) + rest
     else:
         data[key] = value
-    return data
 
 
 def _apply(
@@ -442,23 +439,19 @@ def _apply(
     positions = {
         a["id"]: (ai, xi) for ai, area in enumerate(data["areas"]) for xi, a in enumerate(area["actions"])
     }
-    index = plan.action_index()
-    changed: dict[str, Action] = {}
+    # Changes are made in the plan's data, validated once with the whole plan below, not action by action.
     contributors: dict[str, set[str]] = {}  # everyone whose value was applied to the action, any field
     for item in applied:
-        action = changed.get(item.action_id, index[item.action_id])
-        updated = Action.model_validate(_set_field(action, item.field, item.new))
+        ai, xi = positions[item.action_id]
+        action = data["areas"][ai]["actions"][xi]
+        _set_in(action, item.field, item.new)
         who = contributors.setdefault(item.action_id, set())
         who.update(cand.recipient for cand in item.candidates)
-        changed[item.action_id] = updated.model_copy(
-            update={"updated": now, "updated_by": ", ".join(sorted(who))}
-        )
-    for action_id, action in changed.items():
-        ai, xi = positions[action_id]
-        data["areas"][ai]["actions"][xi] = action.model_dump()
+        action["updated"] = now
+        action["updated_by"] = ", ".join(sorted(who))
     if accept_new and c.proposals:
         warnings += _add_proposals(plan, data, c, now)
-    if changed or any(new_id for _, _, new_id in c.proposals):
+    if contributors or any(new_id for _, _, new_id in c.proposals):
         data["revision"] = plan.revision + 1
     return Plan.model_validate(data), warnings
 

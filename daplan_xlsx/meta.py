@@ -6,9 +6,9 @@ header (plan, issue, recipient, scope, the fixed fields and a fingerprint of eac
 values, one JSON line per action in scope order. A SHA-256 checksum covers both blobs always, and an
 HMAC-SHA256 signature when the owner has a key.
 
-The base values are decoded lazily, line by line: a reader compares each returned row's fingerprint first
-and needs the base only of the rows that differ, which keeps reading a large return close to the cost of
-parsing it.
+The base values are decoded lazily (inflated on first use, then parsed line by line): a reader compares
+each returned row's fingerprint first and needs the base only of the rows that differ, which keeps reading
+a large return close to the cost of parsing it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from . import normalise, signing
+from .errors import MetadataError
 from .layout import EDITABLE_FIELDS, FORMAT_VERSION, META_SHEET
 from .model import Action, Plan
 
@@ -58,9 +59,25 @@ class IssueMeta:
     format: int = FORMAT_VERSION
     _base_lines: list[bytes] = field(default_factory=list, repr=False, compare=False)
     _position: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # The base values as read, compressed: inflated into _base_lines on first use (see `load_base`).
+    _base_blob: bytes = field(default=b"", repr=False, compare=False)
+
+    def load_base(self) -> None:
+        """Inflate the base values read from a workbook, once. Raises MetadataError when they are damaged.
+
+        Deferred because a return whose rows all match their fingerprints needs none of them; the checksum
+        and signature, checked on reading, cover the compressed bytes.
+        """
+        if self._base_blob:
+            blob, self._base_blob = self._base_blob, b""
+            try:
+                self._base_lines = zlib.decompress(blob).split(b"\n")
+            except zlib.error as exc:
+                raise MetadataError(f"the issue metadata's base values are damaged ({exc})") from exc
 
     def base_of(self, action_id: str) -> dict[str, str]:
         """The base values of one issued action (decoded on first use)."""
+        self.load_base()
         if not self._position:
             self._position = {a: i for i, a in enumerate(self.scope)}
         i = self._position.get(action_id)
@@ -109,14 +126,32 @@ def field_value(action: Action, key: str) -> str:
     return "" if value is None else str(value)
 
 
+# The fingerprint's fields before the editable ones, whose values build_meta already has from the base line.
+_FIXED_FIELDS = FINGERPRINT_FIELDS[: len(FINGERPRINT_FIELDS) - len(EDITABLE_FIELDS)]
+assert FINGERPRINT_FIELDS[len(_FIXED_FIELDS) :] == EDITABLE_FIELDS
+# How json.dumps(..., ensure_ascii=False) writes a string; a base line is a list of strings in that form.
+_json_string = json.encoder.encode_basestring
+# Speed over size: the blobs are mostly the base values' free text; on a 20,000-action plan level 6 took
+# 0.25 s longer than level 1 for a file 7% smaller. decode reads any level.
+ZLIB_LEVEL = 1
+
+
 def build_meta(
     plan: Plan, scope: Sequence[str], recipient: str, issue_id: str, issued_at: dt.datetime
 ) -> IssueMeta:
     index = plan.action_index()
-    lines = [
-        json.dumps([field_value(index[i], f) for f in EDITABLE_FIELDS], ensure_ascii=False).encode()
-        for i in scope
-    ]
+    norm = normalise.text
+    lines: list[bytes] = []
+    locked: dict[str, list[str]] = {}
+    rows: dict[str, str] = {}
+    for i in scope:
+        action = index[i]
+        base = [field_value(action, f) for f in EDITABLE_FIELDS]
+        # As json.dumps(base, ensure_ascii=False) writes it, without its per-call set-up 20,000 times over.
+        lines.append(("[" + ", ".join(map(_json_string, base)) + "]").encode())
+        fixed = [field_value(action, f) for f in _FIXED_FIELDS]
+        rows[i] = fingerprint_joined("\x1f".join(fixed + base))
+        locked[i] = [norm(action.ref), text_hash(norm(action.action))]
     return IssueMeta(
         plan_id=plan.id,
         plan_revision=plan.revision,
@@ -124,8 +159,8 @@ def build_meta(
         recipient=recipient,
         issued_at=issued_at.isoformat(),
         scope=list(scope),
-        locked={i: [normalise.text(index[i].ref), text_hash(normalise.text(index[i].action))] for i in scope},
-        rows={i: fingerprint([field_value(index[i], f) for f in FINGERPRINT_FIELDS]) for i in scope},
+        locked=locked,
+        rows=rows,
         sheets={a.id: a.sheet for a in plan.areas},
         _base_lines=lines,
     )
@@ -133,7 +168,7 @@ def build_meta(
 
 def _blobs(meta: IssueMeta) -> tuple[bytes, bytes]:
     header = json.dumps(meta.header(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return zlib.compress(header, 6), zlib.compress(b"\n".join(meta._base_lines), 6)
+    return zlib.compress(header, ZLIB_LEVEL), zlib.compress(b"\n".join(meta._base_lines), ZLIB_LEVEL)
 
 
 def _signed_bytes(header: bytes, base: bytes) -> bytes:
@@ -205,7 +240,9 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
     try:
         data = json.loads(zlib.decompress(header))
         meta = IssueMeta(**data)
-        meta._base_lines = zlib.decompress(base).split(b"\n") if meta.scope else []
+        if meta.scope and not base:
+            raise ValueError("no base values")
+        meta._base_blob = base if meta.scope else b""
     except (ValueError, TypeError, zlib.error) as exc:
         return tampered(f"the metadata is not in the expected form ({exc})")
     if meta.format > FORMAT_VERSION:

@@ -16,18 +16,20 @@ the value (see `_ReturnReader._refuse_row`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
 from . import layout as L
 from . import normalise as N
-from .container import MAX_SHEET_ROWS, Container, open_container, scan_sheet
+from .container import MAX_SHEET_ROWS, Container, ReturnFile, open_container, scan_sheet
 from .errors import MetadataError, ReturnUnreadable
 from .meta import FINGERPRINT_FIELDS, MetaReading, decode, field_value, fingerprint_joined, text_hash
-from .model import EXCEL_CELL_LIMIT, Plan
+from .model import EXCEL_CELL_LIMIT, Action, Plan
 
 HEADER_SCAN_ROWS = 30
 SUPPORT_SHEETS = {
@@ -45,6 +47,9 @@ SUPPORT_SHEETS = {
 _HEADER_KEYS = {" ".join(c.header.split()).casefold(): c.key for c in L.AREA_COLUMNS}
 # Old or hand-made workbooks sometimes carry these spellings of the same columns.
 _HEADER_KEYS.update({"progress": "response", "response/progress": "response", "ref.": "ref"})
+_HEADER_WORDS = max(len(k.split()) for k in _HEADER_KEYS)
+# Header cells as the writer spells them, looked up before any normalising.
+_HEADER_EXACT = {c.header: c.key for c in L.AREA_COLUMNS if _HEADER_KEYS.get(c.header.casefold()) == c.key}
 
 Severity = Literal["problem", "warning"]
 
@@ -83,6 +88,9 @@ class BaseValues(Mapping[str, dict[str, str]]):
             raw = self._raw(action_id)
             self._cache[action_id] = {k: self._norm.base(k, raw.get(k, "")) for k in L.EDITABLE_FIELDS}
         return self._cache[action_id]
+
+    def __contains__(self, action_id: object) -> bool:
+        return action_id in self._known
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
@@ -147,6 +155,7 @@ class ReturnReading:
     rows: dict[str, ReturnedRow]
     proposals: list[Proposal]
     findings: list[Finding]
+    saved_by: str = ""  # who last saved the workbook, per its document properties
 
     @property
     def recipient(self) -> str:
@@ -193,19 +202,64 @@ def normalise_field(key: str, value: object, plan: Plan, epoch1904: bool = False
     return Normaliser(plan, epoch1904).field(key, value)
 
 
-def plan_base(plan: Plan, action_ids: Iterable[str]) -> BaseValues:
+def plan_base(plan: Plan, action_ids: Iterable[str], index: Mapping[str, Any] | None = None) -> BaseValues:
     """The plan's current values as a base (for a two-way comparison, and for merging)."""
-    index = plan.action_index()
+    index = plan.action_index() if index is None else index
     ids = list(action_ids)
     return BaseValues(
         ids, lambda i: {k: field_value(index[i], k) for k in L.EDITABLE_FIELDS}, Normaliser(plan)
     )
 
 
+class PlanView:
+    """What reading a return needs of its plan, worked out once: a merge reads many returns of one plan.
+
+    The plan must not change while a view of it is in use.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._normalisers: dict[bool, Normaliser] = {}
+
+    @cached_property
+    def index(self) -> dict[str, Action]:
+        """Action id -> action (an untouched three-way return needs none of it)."""
+        return self.plan.action_index()
+
+    def normaliser(self, epoch1904: bool) -> Normaliser:
+        if epoch1904 not in self._normalisers:
+            self._normalisers[epoch1904] = Normaliser(self.plan, epoch1904)
+        return self._normalisers[epoch1904]
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """Every action id, in plan order."""
+        return list(self.index)
+
+    @cached_property
+    def home(self) -> dict[str, str]:
+        """Action id -> the sheet of its area."""
+        return {a.id: area.sheet for area in self.plan.areas for a in area.actions}
+
+    @cached_property
+    def current(self) -> BaseValues:
+        """The plan's values, normalised (computed per action on first use)."""
+        return plan_base(self.plan, self.ids, self.index)
+
+    @cached_property
+    def locked(self) -> dict[str, list[str]]:
+        """Action id -> [ref, hash of the action text], as the metadata holds them."""
+        return {i: [N.text(a.ref), text_hash(N.text(a.action))] for i, a in self.index.items()}
+
+
 def open_workbook(container: Container) -> Any:
     import python_calamine
 
     try:
+        data = container.parser_bytes()
+        if data is not None:
+            # The very bytes that were checked and hashed (with the sheets scanned ahead inflated).
+            return python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         return python_calamine.CalamineWorkbook.from_path(str(container.path))
     except Exception as exc:  # calamine raises its own hierarchy; any failure here means unreadable
         raise ReturnUnreadable(
@@ -217,7 +271,7 @@ def _sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any
     """A sheet (parsed once), its rows from A1 and its formulas; its extent is checked before parsing."""
     path = container.path
     part = container.sheet_parts.get(name)
-    formulas = scan_sheet(path, part, name) if part else {}
+    formulas = scan_sheet(container, part, name) if part else {}
     try:
         sheet = wb.get_sheet_by_name(name)
     except Exception as exc:
@@ -237,8 +291,14 @@ def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
     for r, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         cols: dict[str, int] = {}
         for c, value in enumerate(row):
-            if isinstance(value, str):
-                key = _HEADER_KEYS.get(" ".join(value.split()).casefold())
+            if value and isinstance(value, str):
+                key = _HEADER_EXACT.get(value)
+                if key is None:
+                    # Split no further than a header's words go: a long text in the rows above costs little.
+                    words = value.split(None, _HEADER_WORDS)
+                    if len(words) > _HEADER_WORDS:
+                        continue
+                    key = _HEADER_KEYS.get(" ".join(words).casefold())
                 if key and key not in cols:
                     cols[key] = c
         if "id" in cols and "action" in cols:
@@ -254,9 +314,18 @@ def read_meta(wb: Any, container: Container, key: bytes | None) -> MetaReading:
     return decode(_sheet(wb, name, container)[1], key)
 
 
-def read_return(path: str | Path, plan: Plan, key: bytes | None = None) -> ReturnReading:
-    """Read a returned workbook against the plan. Raises ReturnUnreadable/MetadataError when unusable."""
-    return _ReturnReader(Path(path), plan, key).read()
+def read_return(
+    path: str | Path | ReturnFile, plan: Plan, key: bytes | None = None, *, view: PlanView | None = None
+) -> ReturnReading:
+    """Read a returned workbook against the plan. Raises ReturnUnreadable/MetadataError when unusable.
+
+    `path` may be a file already read (`container.read_file`); `view`, a view of this plan shared by reads.
+    """
+    source = path if isinstance(path, ReturnFile) else Path(path)
+    return _ReturnReader(source, view if view is not None else PlanView(plan), key).read()
+
+
+_MIDNIGHT = dt.time(0)
 
 
 def _fingerprint_text(value: Any) -> str:
@@ -266,29 +335,44 @@ def _fingerprint_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time(0) else "\0" + value.isoformat()
+        return value.date().isoformat() if value.time() == _MIDNIGHT else "\0" + value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return "\0" + repr(value)
 
 
+def _fingerprint_cells(cells: Iterable[Any]) -> str:
+    return "\x1f".join([v if type(v) is str else _fingerprint_text(v) for v in cells])
+
+
 class _ReturnReader:
-    def __init__(self, path: Path, plan: Plan, key: bytes | None) -> None:
-        self.path = path
-        self.plan = plan
+    def __init__(self, source: Path | ReturnFile, view: PlanView, key: bytes | None) -> None:
+        self.source = source
+        self.path = source.path if isinstance(source, ReturnFile) else source
+        self.view = view
+        self.plan = view.plan
         self.key = key
         self.findings: list[Finding] = []
         self.rows: dict[str, ReturnedRow] = {}
         self.duplicates: set[str] = set()
         self.proposals: list[Proposal] = []
-        self.plan_ids = plan.action_index().keys()
-        self.current: BaseValues | None = None
+        self.touched = False  # a row of the scope was read cell by cell
+
+    @property
+    def plan_ids(self) -> Mapping[str, Action]:
+        return self.view.index
 
     def read(self) -> ReturnReading:
         p = self.path
-        self.container = container = open_container(p)
+        self.container = container = open_container(self.source)
+        # Every sheet read is scanned first, so the parser is handed each one inflated once.
+        container.scan_sheets(
+            name
+            for name in container.sheet_parts
+            if name.casefold() not in SUPPORT_SHEETS or name.casefold() == L.META_SHEET.casefold()
+        )
         wb = open_workbook(container)
-        self.norm = Normaliser(self.plan, container.epoch1904)
+        self.norm = self.view.normaliser(container.epoch1904)
         if container.macro_enabled:
             self.findings.append(
                 Finding(
@@ -318,31 +402,45 @@ class _ReturnReader:
             )
         for dup in sorted(self.duplicates):
             self.rows.pop(dup, None)
-        home = {a.id: area.sheet for area in self.plan.areas for a in area.actions}
-        for action_id in self.scope:
-            if action_id not in self.rows and action_id not in self.duplicates:
-                self.findings.append(
-                    Finding(
-                        "row-deleted",
-                        f"action {action_id} is missing from the workbook (row deleted or ID changed)",
-                        sheet=home.get(action_id, ""),  # the sheet it was issued on; the row itself is gone
-                        action_id=action_id,
+        if self.issued is not None and self.touched:
+            # Damaged base values are found now, while the return can still be refused as a whole.
+            self.issued.load_base()
+        # Every ID read is in the scope, once: only a count short of it means a row is missing.
+        if len(self.rows) + len(self.duplicates) < len(self.scope):
+            home = self.view.home
+            for action_id in self.scope:
+                if action_id not in self.rows and action_id not in self.duplicates:
+                    # Found on the sheet it was issued on; the row itself is gone.
+                    self.findings.append(
+                        Finding(
+                            "row-deleted",
+                            f"action {action_id} is missing from the workbook (row deleted or ID changed)",
+                            sheet=home.get(action_id, ""),
+                            action_id=action_id,
+                        )
                     )
-                )
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
         return ReturnReading(
-            p, digest, meta, self.two_way, self.scope, self.base, self.rows, self.proposals, self.findings
+            p,
+            container.sha256,
+            meta,
+            self.two_way,
+            self.scope,
+            self.base,
+            self.rows,
+            self.proposals,
+            self.findings,
+            container.saved_by,
         )
 
     def _choose_base(self, meta: MetaReading) -> None:
         """Three-way against the issued base when the metadata is sound; else two-way against the plan."""
-        plan = self.plan
+        self.issued = None
         if meta.verdict in ("intact", "unsigned") and meta.meta is not None:
-            issued = meta.meta
-            self.scope = list(issued.scope)
+            self.issued = issued = meta.meta
+            self.scope = issued.scope
             self.base: Mapping[str, dict[str, str]] = BaseValues(self.scope, issued.base_of, self.norm)
-            self.locked = dict(issued.locked)
-            self.fingerprints = dict(issued.rows)
+            self.locked = issued.locked
+            self.fingerprints = issued.rows
             self.expected_sheets = set(issued.sheets.values())
             self.two_way = False
             return
@@ -356,11 +454,11 @@ class _ReturnReader:
                     severity="warning",
                 )
             )
-        self.scope = [a.id for _, a in plan.iter_actions()]
-        self.base = plan_base(plan, self.scope)
-        self.locked = {a.id: [N.text(a.ref), text_hash(N.text(a.action))] for _, a in plan.iter_actions()}
+        self.scope = list(self.view.ids)
+        self.base = self.view.current
+        self.locked = self.view.locked
         self.fingerprints = {}
-        self.expected_sheets = {a.sheet for a in plan.areas}
+        self.expected_sheets = {a.sheet for a in self.plan.areas}
         self.two_way = True
 
     def _read_sheet(self, wb: Any, name: str) -> int:
@@ -403,30 +501,40 @@ class _ReturnReader:
                 )
         # The fast path compares a row's fingerprint with the one issued; it needs every fingerprinted
         # column and no formula on the sheet (a formula's cached value could pass for the issued text).
-        fp_cols = [cols.get(k) for k in FINGERPRINT_FIELDS]
-        fast = bool(self.fingerprints) and not formulas and all(c is not None for c in fp_cols)
+        fp_cols = [cols[k] for k in FINGERPRINT_FIELDS if k in cols]
+        fast = bool(self.fingerprints) and not formulas and len(fp_cols) == len(FINGERPRINT_FIELDS)
+        if not fast:
+            for r in range(header_row + 1, len(sheet_rows)):
+                row = sheet_rows[r]
+                if any(row):  # '' and None: an empty row (a lone 0 or FALSE is not an action either)
+                    self._read_row(name, r, row, cols, formulas)
+            return 1
         id_col = cols["id"]
+        width = max(fp_cols) + 1
+        cells_of = itemgetter(*fp_cols)
+        # Only a date cell holds a date in a row as issued: it is spelt as the writer did before joining.
+        due_at = FINGERPRINT_FIELDS.index("due")
+        fingerprints, rows, duplicates, base = self.fingerprints, self.rows, self.duplicates, self.base
         for r in range(header_row + 1, len(sheet_rows)):
             row = sheet_rows[r]
-            if not any(row):  # '' and None: an empty row (a lone 0 or FALSE is not an action either)
-                continue
-            if fast:
-                action_id = row[id_col] if id_col < len(row) else None
-                issued = self.fingerprints.get(action_id) if isinstance(action_id, str) else None
-                if (
-                    isinstance(action_id, str)
-                    and issued is not None
-                    and action_id not in self.rows
-                    and action_id not in self.duplicates
-                ):
-                    cells = [row[c] for c in fp_cols]  # type: ignore[index]
-                    try:
-                        joined = "\x1f".join(cells)
-                    except TypeError:  # a date cell, a number: spell each cell as the writer did
-                        joined = "\x1f".join(_fingerprint_text(v) for v in cells)
+            # An ID that is not text has no fingerprint (no text equals another type).
+            issued = fingerprints.get(row[id_col]) if len(row) >= width else None
+            if issued is not None:
+                action_id = row[id_col]
+                if action_id not in rows and action_id not in duplicates:
+                    cells = cells_of(row)
+                    if type(cells[due_at]) is str:
+                        try:
+                            joined = "\x1f".join(cells)
+                        except TypeError:  # a number, a date in another column: each as the writer spelt it
+                            joined = _fingerprint_cells(cells)
+                    else:
+                        joined = _fingerprint_cells(cells)
                     if fingerprint_joined(joined) == issued:
-                        self.rows[action_id] = ReturnedRow(action_id, name, r + 1, cols, None, self.base)
+                        rows[action_id] = ReturnedRow(action_id, name, r + 1, cols, None, base)
                         continue
+            elif not any(row):  # '' and None: an empty row (a lone 0 or FALSE is not an action either)
+                continue
             self._read_row(name, r, row, cols, formulas)
         return 1
 
@@ -502,15 +610,15 @@ class _ReturnReader:
         for key, c in cols.items():
             if key not in L.EDITABLE_FIELDS and key not in L.LOCKED_FIELDS:
                 continue
-            ref = cell_ref(r, c)
             value = row[c] if c < len(row) else None
 
-            def reject(
-                kind: str, message: str, shown: object = value, key: str = key, ref: str = ref
-            ) -> None:
+            def reject(kind: str, message: str, shown: object = value, key: str = key, c: int = c) -> None:
                 # The refused value travels with the finding, so nothing a return said is lost.
-                findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=N.text(shown)))
+                findings.append(
+                    Finding(kind, message, sheet, cell_ref(r, c), action_id, field=key, value=N.text(shown))
+                )
 
+            ref = cell_ref(r, c) if formulas else ""
             if ref in formulas:
                 reject("formula", f"a formula, not a value: {formulas[ref]}", formulas[ref])
                 continue
@@ -535,12 +643,11 @@ class _ReturnReader:
             except ValueError as exc:
                 reject(f"unknown-{key}", f"{header}: {exc}")
         self.rows[action_id] = ReturnedRow(action_id, sheet, r + 1, cols, got, self.base)
+        self.touched = True
 
     def _current(self) -> BaseValues:
         """The plan's values, normalised, for the rows outside the scope (built on first use)."""
-        if self.current is None:
-            self.current = plan_base(self.plan, self.plan_ids)
-        return self.current
+        return self.view.current
 
     def _refuse_row(
         self,

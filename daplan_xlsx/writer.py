@@ -9,7 +9,6 @@ truncated string only that way.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import tempfile
 import uuid
@@ -29,6 +28,8 @@ if TYPE_CHECKING:
     from .master import MasterContent
 
 Clock = Callable[[], dt.datetime]
+# One table column as the row loop uses it: index, value function, is a date, format, wrap width (0: none).
+_ColumnPlan = tuple[int, Callable[[Action], str | dt.date | None], bool, Any, int]
 
 EXCEL_MAX_ROWS = 1_048_576
 EDITABLE_FILL = "#FFF2CC"
@@ -68,8 +69,14 @@ def _header_text(text: str) -> str:
 
 
 def lines_needed(text: str, width: float) -> int:
-    per_line = max(1, int(width * CHARS_PER_WIDTH))
-    return sum(max(1, math.ceil(len(line) / per_line)) for line in text.split("\n"))
+    return _lines_at(text, max(1, int(width * CHARS_PER_WIDTH)))
+
+
+def _lines_at(text: str, per_line: int) -> int:
+    """Wrapped lines of `text` at `per_line` characters a line (an empty line still takes one)."""
+    if "\n" not in text:
+        return max(1, -(-len(text) // per_line))
+    return sum(max(1, -(-len(line) // per_line)) for line in text.split("\n"))
 
 
 def _ordered_actions(area: Area, scope: set[str] | None) -> list[Action]:
@@ -78,21 +85,38 @@ def _ordered_actions(area: Area, scope: set[str] | None) -> list[Action]:
     return [a for a in chosen if a.kind == "national"] + [a for a in chosen if a.kind == "local"]
 
 
+def _updated_text(action: Action) -> str:
+    if action.updated is None:
+        return ""
+    stamp = action.updated.strftime("%d/%m/%Y")
+    return f"{stamp} by {action.updated_by}" if action.updated_by else stamp
+
+
+# Columns whose cell shows something other than the Action field of the same name.
+_DERIVED_CELLS: dict[str, Callable[[Action], str]] = {
+    "lead": lambda action: action.leads[0] if action.leads else "",
+    "supporting": lambda action: "\n".join(action.leads[1:]),
+    "kind": lambda action: "Local" if action.kind == "local" else "National",
+    "updated": _updated_text,
+}
+
+
 def cell_value(action: Action, key: str) -> str | dt.date | None:
     """What a column of the area table shows for an action."""
-    if key == "lead":
-        return action.leads[0] if action.leads else ""
-    if key == "supporting":
-        return "\n".join(action.leads[1:])
-    if key == "kind":
-        return "Local" if action.kind == "local" else "National"
-    if key == "updated":
-        if action.updated is None:
-            return ""
-        stamp = action.updated.strftime("%d/%m/%Y")
-        return f"{stamp} by {action.updated_by}" if action.updated_by else stamp
-    value = getattr(action, key)
-    return value if value is not None else ""
+    return _cell_getter(key)(action)
+
+
+def _cell_getter(key: str) -> Callable[[Action], str | dt.date | None]:
+    """`cell_value` for one column as a function of the action, looked up once per sheet, not per cell."""
+    derived = _DERIVED_CELLS.get(key)
+    if derived is not None:
+        return derived
+
+    def field(action: Action) -> str | dt.date | None:
+        value = getattr(action, key)
+        return value if value is not None else ""
+
+    return field
 
 
 class WorkbookWriter:
@@ -276,11 +300,8 @@ class WorkbookWriter:
             self.text(ws, L.HEADER_ROW, i, col.header, self.fmt("header"))
         ws.set_row(L.HEADER_ROW, 30)
 
-        row = L.FIRST_DATA_ROW
-        for action in actions:
-            self.action_row(ws, row, action)
-            row += 1
-        last = row - 1
+        self.action_rows(ws, L.FIRST_DATA_ROW, actions)
+        last = L.FIRST_DATA_ROW + len(actions) - 1
         ws.freeze_panes(L.FIRST_DATA_ROW, 0)
         checked(
             ws.autofilter(L.HEADER_ROW, 0, max(last, L.HEADER_ROW), len(cols) - 1),
@@ -291,35 +312,64 @@ class WorkbookWriter:
         self.page_setup(ws, repeat_row=L.HEADER_ROW)
         self.protect(ws)
 
-    def action_row(self, ws: Any, row: int, action: Action) -> None:
-        local = action.kind == "local"
-        lines = 1
+    def _column_plans(self) -> tuple[list[_ColumnPlan], list[_ColumnPlan]]:
+        """Each table column's value function, format and wrap width: for national and for local rows."""
+        national: list[_ColumnPlan] = []
+        local: list[_ColumnPlan] = []
         for i, col in enumerate(L.AREA_COLUMNS):
-            value = cell_value(action, col.key)
+            get = _cell_getter(col.key)
             if col.type == "date":
-                if isinstance(value, dt.date):
-                    checked(ws.write_datetime(row, i, value, self.fmt("edit_date")), f"date in {ws.name}")
-                else:
-                    checked(ws.write_blank(row, i, None, self.fmt("edit_date")), f"cell in {ws.name}")
-                self.mark(ws, row, i, action.id, col.key)
+                fmt = self.fmt("edit_date")
+                national.append((i, get, True, fmt, 0))
+                local.append((i, get, True, fmt, 0))
                 continue
-            text = str(value)
+            per_line = max(1, int(col.width * CHARS_PER_WIDTH)) if col.wrap else 0
             if col.editable:
                 fmt = self.fmt("edit_wrap" if col.wrap else "edit")
-            elif local and col.key in ("id", "ref", "kind"):
-                fmt = self.fmt("local")
-            elif local:
-                fmt = self.fmt("local_wrap" if col.wrap else "locked")
+                national.append((i, get, False, fmt, per_line))
+                local.append((i, get, False, fmt, per_line))
+                continue
+            national.append((i, get, False, self.fmt("locked_wrap" if col.wrap else "locked"), per_line))
+            if col.key in ("id", "ref", "kind"):
+                local.append((i, get, False, self.fmt("local"), per_line))
             else:
-                fmt = self.fmt("locked_wrap" if col.wrap else "locked")
-            if text:
-                self.text(ws, row, i, text, fmt)
-            else:
-                checked(ws.write_blank(row, i, None, fmt), f"cell in {ws.name}")
-            if col.wrap and text:
-                lines = max(lines, lines_needed(text, col.width))
-            self.mark(ws, row, i, action.id, col.key)
-        ws.set_row(row, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+                local.append((i, get, False, self.fmt("local_wrap" if col.wrap else "locked"), per_line))
+        return national, local
+
+    def action_rows(self, ws: Any, first: int, actions: Sequence[Action]) -> None:
+        """The table's rows from `first`, each as tall as its longest wrapped text.
+
+        This loop runs once per cell of the plan, so everything decided per column is decided before it.
+        """
+        national, local = self._column_plans()
+        write_string, write_blank, write_datetime = ws.write_string, ws.write_blank, ws.write_datetime
+        marked = {action_id for action_id, _ in self.marks}
+        line_height, max_height = L.LINE_HEIGHT, L.MAX_ROW_HEIGHT
+        row = first
+        for action in actions:
+            lines = 1
+            for i, get, is_date, fmt, per_line in local if action.kind == "local" else national:
+                value = get(action)
+                if is_date:
+                    if isinstance(value, dt.date):
+                        result = write_datetime(row, i, value, fmt)
+                    else:
+                        result = write_blank(row, i, None, fmt)
+                else:
+                    text = value if type(value) is str else str(value)
+                    if text:
+                        result = write_string(row, i, text, fmt)
+                        if per_line:
+                            lines = max(lines, _lines_at(text, per_line))
+                    else:
+                        result = write_blank(row, i, None, fmt)
+                if result:
+                    checked(result, f"cell at {ws.name}!{L.column_letter(i)}{row + 1}")
+            if action.id in marked:
+                for i, col in enumerate(L.AREA_COLUMNS):
+                    self.mark(ws, row, i, action.id, col.key)
+            checked(ws.set_row(row, min(max_height, line_height * lines)), f"row height on {ws.name}")
+            row += 1
 
     def mark(self, ws: Any, row: int, col: int, action_id: str, key: str) -> None:
         """A comment on a cell changed since the last publication, saying who changed it and when."""

@@ -354,13 +354,26 @@ def test_parsers_are_defused() -> None:
     assert openpyxl.DEFUSEDXML is True
 
 
-@pytest.mark.parametrize("part", ["workbook", "sheet"])
+@pytest.mark.parametrize("part", ["workbook", "sheet", "xl/styles.xml", "xl/sharedStrings.xml"])
 def test_entity_bomb_is_refused(part: str, tmp_path: Path, plan_file: Path) -> None:
-    """Case 9: a billion-laughs DOCTYPE in the workbook part or an area sheet's part is refused by name."""
+    """Case 9: a billion-laughs DOCTYPE in a part that is parsed (the workbook part, an area sheet's part,
+    the styles or the shared strings) is refused by name."""
     built = build(tmp_path)
-    victim = "xl/workbook.xml" if part == "workbook" else sheet_part(built, LG)
+    victim = {"workbook": "xl/workbook.xml", "sheet": sheet_part(built, LG)}.get(part, part)
     target = rezip(built, tmp_path / "laughs.xlsx", lambda n, d: with_doctype(d) if n == victim else d)
     assert_refused(tmp_path, plan_file, target, "entit")
+
+
+@pytest.mark.parametrize("part", ["docProps/app.xml", "about-sheet"])
+def test_doctype_in_a_part_never_parsed_is_not_refused(part: str, tmp_path: Path, plan_file: Path) -> None:
+    """Case 9: only parsed XML is checked: a DOCTYPE in the document properties, or in a sheet that is never
+    read (the About sheet), is inert, and the return reads as usual."""
+    built = build(tmp_path)
+    victim = sheet_part(built, L.ABOUT_SHEET) if part == "about-sheet" else part
+    target = rezip(built, tmp_path / "laughs.xlsx", lambda n, d: with_doctype(d) if n == victim else d)
+    result = CliRunner().invoke(cli, ["diff", "--json", str(plan_file), str(target)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["items"] == []
 
 
 def test_entity_bomb_after_long_prolog_is_refused(tmp_path: Path, plan_file: Path) -> None:
@@ -573,8 +586,10 @@ def _limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
 
-def test_far_apart_cells_do_not_crash_the_reader(tmp_path: Path, plan_file: Path) -> None:
-    """Case 10: a 5 KB sheet with cells at A1 and XFD60000 is read or refused, never an out-of-memory abort."""
+@pytest.mark.parametrize("case", ["upper", "lower"])
+def test_far_apart_cells_do_not_crash_the_reader(case: str, tmp_path: Path, plan_file: Path) -> None:
+    """Case 10: a 5 KB sheet with cells at A1 and XFD60000 is read or refused, never an out-of-memory abort;
+    also with the reference written `xfd60000`, which the parser reads the same."""
     import xlsxwriter
 
     target = tmp_path / "corners.xlsx"
@@ -583,6 +598,12 @@ def test_far_apart_cells_do_not_crash_the_reader(tmp_path: Path, plan_file: Path
     ws.write_string(0, 0, "junk")
     ws.write_string(59_999, 16_383, "junk")
     wb.close()
+    if case == "lower":
+        built = target.rename(tmp_path / "built-corners.xlsx")
+        rezip(built, target, lambda n, d: d.replace(b'r="XFD60000"', b'r="xfd60000"'))
+        built.unlink()
+        with zipfile.ZipFile(target) as zf:
+            assert b'r="xfd60000"' in zf.read(sheet_part(target, LG))
     assert target.stat().st_size < 10_000
     before, plan_bytes = snapshot(tmp_path), plan_file.read_bytes()
     proc = subprocess.run(

@@ -21,9 +21,11 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from openpyxl.worksheet.worksheet import Worksheet
 
 from daplan_xlsx import layout as L
+from daplan_xlsx import meta as M
 from daplan_xlsx.cli import cli
 from daplan_xlsx.diff import DiffResult, diff_return
 from daplan_xlsx.diffview import render_text
+from daplan_xlsx.errors import MetadataError
 from daplan_xlsx.model import EXCEL_CELL_LIMIT, Action, Plan
 from daplan_xlsx.planfile import save_plan
 from daplan_xlsx.reader import read_return
@@ -816,6 +818,40 @@ def test_metadata_tampered(cell: str, issued: Path, plan: Plan) -> None:
     assert result.reading.two_way
     assert [(f.kind, f.sheet) for f in result.findings] == [("metadata-tampered", L.META_SHEET)]
     assert result.changes == []
+
+
+@pytest.mark.parametrize("touched", [False, True], ids=["untouched", "edited"])
+def test_damaged_base_values_under_a_matching_checksum(
+    touched: bool, issued: Path, plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Base values that cannot be inflated, under a checksum recomputed to match them (only a forger's
+    work), are found when first needed: a return whose rows all match their fingerprints needs none and
+    reads clean; an edited one is refused as a whole with MetadataError, which a merge reports by name."""
+    meta = read_return(issued, plan).meta.meta
+    assert meta is not None
+    header = M._blobs(meta)[0]
+    monkeypatch.setattr(M, "_blobs", lambda _meta: (header, b"not a zlib stream"))
+    cells = M.encode(meta, None)
+
+    def forge(wb: openpyxl.Workbook) -> None:
+        ws = wb[L.META_SHEET]
+        for row in ws.iter_rows():
+            for cell in row:
+                cell.value = None
+        for r, c, value in cells:
+            ws.cell(r + 1, c + 1).value = value
+            ws.cell(r + 1, c + 1).data_type = "s"
+        if touched:
+            wb[LG][ref("LG-1", "response")] = "Edited after issue."
+
+    forged = edited(issued, forge)
+    if touched:
+        with pytest.raises(MetadataError, match="base values are damaged"):
+            read_return(forged, plan)
+    else:
+        result = diff_return(forged, plan)
+        assert result.reading.meta.verdict == "unsigned" and not result.reading.two_way
+        assert_clean(result)
 
 
 # -- the diff command's outputs -------------------------------------------------------------------------
