@@ -249,11 +249,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
-    """Write the plan file atomically."""
+def save_plan(plan: Plan, path: str | os.PathLike[str], *, text: str | None = None) -> None:
+    """Write the plan file atomically; `text` is `dumps_plan(plan)` when the caller already has it."""
     target = Path(path)
     if target.is_dir():
         raise PlanFileError("this is a directory", file=target, hint="name a .yaml file to write")
     if not target.parent.exists():
         raise PlanFileError("folder does not exist", file=target, hint="create the folder first")
-    atomic_write_bytes(target, dumps_plan(plan).encode("utf-8"))
+    atomic_write_bytes(target, (dumps_plan(plan) if text is None else text).encode("utf-8"))

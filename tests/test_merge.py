@@ -1558,3 +1558,14 @@ def test_return_edited_in_libreoffice_calc(tmp_path: Path) -> None:
     again, data = merge_cli(loop, out, "--accept-new")
     assert again.exit_code == 0 and data["returns"][0]["note"] == "already merged"
     assert loop.snapshot() == snap
+
+
+def test_revision_on_disk_is_read_from_its_line_or_by_parsing() -> None:
+    from daplan_xlsx.merge import _revision_on_disk
+    from daplan_xlsx.planfile import dumps_plan
+
+    text = dumps_plan(make_plan().model_copy(update={"revision": 7}))
+    assert _revision_on_disk(text.encode()) == 7
+    assert _revision_on_disk(text.replace("revision: 7", "revision: 7   # raised by merges").encode()) == 7
+    # A form the line pattern does not take (YAML 1.1 hex) is left to the full parse.
+    assert _revision_on_disk(text.replace("revision: 7", "revision: 0x7").encode()) == 7
