@@ -464,6 +464,9 @@ def _parse(path: Path, package: Package, part: str) -> ET.Element:
     return ET.fromstring(data)
 
 
+WORKBOOK_PART = "xl/workbook.xml"
+
+
 def _workbook_part(path: Path, package: Package, names: set[str], parsed: set[str]) -> str:
     rels = "_rels/.rels"
     if rels in names:
@@ -471,7 +474,7 @@ def _workbook_part(path: Path, package: Package, names: set[str], parsed: set[st
         for rel in _parse(path, package, rels):
             if rel.get("Type", "").endswith("/officeDocument"):
                 return rel.get("Target", "").lstrip("/")
-    return "xl/workbook.xml"
+    return WORKBOOK_PART
 
 
 def _read_workbook_part(path: Path, package: Package, names: set[str], container: Container) -> set[str]:
@@ -481,6 +484,14 @@ def _read_workbook_part(path: Path, package: Package, names: set[str], container
         part = _workbook_part(path, package, names, parsed)
         if part not in names:
             raise _refuse("the package holds no workbook (is this an .xlsx?)", path)
+        if part != WORKBOOK_PART:
+            # The value parser always reads xl/workbook.xml: a package pointing elsewhere could have a
+            # sheet parsed that these checks never saw. Every spreadsheet app writes it there.
+            raise _refuse(
+                f"the workbook part is at an unusual place ({part})",
+                path,
+                "open it in Excel or LibreOffice and save it again as Excel Workbook (.xlsx)",
+            )
         parsed.add(part)
         root = _parse(path, package, part)
         base = part.rsplit("/", 1)[0] + "/" if "/" in part else ""

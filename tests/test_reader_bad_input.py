@@ -239,6 +239,18 @@ def _strict(tmp_path: Path) -> Path:
     return rezip(build(tmp_path), tmp_path / "strict.xlsx", edit)
 
 
+def _moved_workbook_part(tmp_path: Path) -> Path:
+    """The package's relationships point at a workbook part other than xl/workbook.xml."""
+
+    def edit(name: str, data: bytes) -> bytes:
+        return data.replace(b"xl/workbook.xml", b"xl/other.xml") if name == "_rels/.rels" else data
+
+    src = build(tmp_path)
+    with zipfile.ZipFile(src) as zf:
+        moved = {"xl/other.xml": zf.read("xl/workbook.xml")}
+    return rezip(src, tmp_path / "moved.xlsx", edit, moved)
+
+
 NOT_A_WORKBOOK = [
     pytest.param(_missing, ("not found",), id="missing-file"),
     pytest.param(_directory, ("directory",), id="directory"),
@@ -253,6 +265,9 @@ NOT_A_WORKBOOK = [
     pytest.param(_legacy_xls, ("Excel 97-2003", "save as Excel Workbook"), id="legacy-xls"),
     pytest.param(_legacy_xls_renamed, ("Excel 97-2003", "save as Excel Workbook"), id="legacy-xls-renamed"),
     pytest.param(_strict, ("Strict Open XML", "save as Excel Workbook"), id="strict-open-xml"),
+    pytest.param(
+        _moved_workbook_part, ("unusual place", "xl/other.xml", "save it again"), id="moved-workbook"
+    ),
 ]
 
 
