@@ -3,12 +3,17 @@
 Saving a loaded plan gives back identical bytes: keys follow the model's field order, multi-line text is a
 literal block scalar, dates are ISO. libyaml's C loader and dumper are used when present; they produce the
 same text as the pure-Python ones and are many times faster on large plans.
+
+Large plans also keep a cache beside them (`.plan.yaml.cache.json`): the SHA-256 of the plan file's bytes
+and the plan as JSON, used by `load_plan` only when the hash matches, and by `dumps_plan_after` to re-dump
+only the actions a merge changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import re
 import tempfile
@@ -16,24 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import PlanFileError, PlanInvalid
 from .model import Plan
 
 # A real plan is well under 1 MB; 20,000 actions with long texts stay under 32 MiB.
 MAX_PLAN_BYTES = 32 * 1024 * 1024
+# Below this size a plan parses in well under a second: no cache file is kept beside it.
+CACHE_MIN_BYTES = 512 * 1024
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 class _Dumper(_BaseDumper):
-    pass
+    # No anchors and aliases: the text depends on the values alone, never on which objects are shared.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 class _PythonDumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 # libyaml escapes characters beyond the Basic Multilingual Plane and the Unicode line breaks (\U, \N, \L,
@@ -108,8 +118,8 @@ def parse_plan(data: Any, source: object = "<plan>") -> Plan:
         raise validation_error(exc, source) from exc
 
 
-def read_plan_text(path: Path) -> str:
-    """The text of a plan file, refusing what cannot be one before parsing."""
+def _read_plan_bytes(path: Path) -> bytes:
+    """The bytes of a plan file, refusing what cannot be one before reading it."""
     if not path.exists():
         raise PlanFileError("file not found", file=path, hint="check the path")
     if path.is_dir():
@@ -121,7 +131,10 @@ def read_plan_text(path: Path) -> str:
             file=path,
             hint="check that this is the plan file",
         )
-    raw = path.read_bytes()
+    return path.read_bytes()
+
+
+def _decode_plan(raw: bytes, path: Path) -> str:
     if b"\0" in raw:
         raise PlanFileError("this is a binary file, not a YAML plan", file=path, hint="name a .yaml file")
     try:
@@ -130,6 +143,11 @@ def read_plan_text(path: Path) -> str:
         raise PlanFileError(
             f"not UTF-8 text (bad byte at offset {exc.start})", file=path, hint="save the file as UTF-8"
         ) from exc
+
+
+def read_plan_text(path: Path) -> str:
+    """The text of a plan file, refusing what cannot be one before parsing."""
+    return _decode_plan(_read_plan_bytes(path), path)
 
 
 def loads_plan(text: str, source: object = "<plan>") -> Plan:
@@ -182,7 +200,71 @@ def _bad_timestamp_line(text: str) -> str | None:
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file; any problem raises a PlanFileError or PlanInvalid."""
     p = Path(path)
-    return loads_plan(read_plan_text(p), p)
+    raw = _read_plan_bytes(p)
+    if len(raw) < CACHE_MIN_BYTES:
+        return loads_plan(_decode_plan(raw, p), p)
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = _read_cache(p, digest)
+    if cached is not None:
+        return cached[0]
+    plan = loads_plan(_decode_plan(raw, p), p)
+    _write_cache(p, digest, plan, canonical=False)
+    return plan
+
+
+# The cache beside a large plan file. PyYAML builds Python objects slowly (8 s for 20,000 actions), pydantic
+# validates the same plan from JSON in a fraction of a second. The cache is used only when it names the
+# SHA-256 of the plan file's bytes, and it is validated in full like the YAML; anything else about it
+# (missing, stale, corrupt, unwritable folder) just means the YAML is read.
+
+
+class _Cache(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str
+    canonical: bool  # the plan file's bytes are exactly `dumps_plan(plan)`
+    plan: Plan
+
+
+_CACHE_HEAD = re.compile(rb'\{"sha256":"([0-9a-f]{64})","canonical":(?:true|false),"plan":')
+
+
+def cache_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.cache.json")
+
+
+def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
+    try:
+        data = cache_path(path).read_bytes()
+    except OSError:
+        return None
+    head = _CACHE_HEAD.match(data)
+    if head is None or head.group(1).decode("ascii") != digest:
+        return None
+    try:
+        cache = _Cache.model_validate_json(data)
+    except ValueError:  # ValidationError included: a torn or edited cache is not used
+        return None
+    if cache.sha256 != digest:
+        return None
+    return cache.plan, cache.canonical
+
+
+def _write_cache(path: Path, digest: str, plan: Plan, *, canonical: bool) -> None:
+    target = cache_path(path)
+    try:
+        body = _Cache.model_construct(sha256=digest, canonical=canonical, plan=plan).model_dump_json()
+        fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".tmp", dir=target.parent)
+    except Exception:  # the cache is optional: a read-only folder or an unencodable value only costs time
+        return
+    try:
+        # No fsync: a cache torn by a crash fails validation and is ignored.
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body.encode("utf-8"))
+        os.chmod(tmp, new_file_mode(path))
+        os.replace(tmp, target)
+    except Exception:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _prune(value: Any, top: bool = False) -> Any:
@@ -198,15 +280,109 @@ def _prune(value: Any, top: bool = False) -> Any:
     return value
 
 
-def dumps_plan(plan: Plan) -> str:
-    data = _prune(plan.model_dump(mode="python"), top=True)
-    options: dict[str, Any] = dict(
-        sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2
-    )
-    text: str = yaml.dump(data, Dumper=_Dumper, **options)
+_DUMP_OPTIONS: dict[str, Any] = dict(
+    sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2
+)
+
+
+def _dump(data: Any) -> str:
+    text: str = yaml.dump(data, Dumper=_Dumper, **_DUMP_OPTIONS)
     if _Dumper is not _PythonDumper and _C_ONLY_ESCAPES.search(text):
-        text = yaml.dump(data, Dumper=_PythonDumper, **options)
+        text = yaml.dump(data, Dumper=_PythonDumper, **_DUMP_OPTIONS)
     return text
+
+
+def dumps_plan(plan: Plan) -> str:
+    return _dump(_prune(plan.model_dump(mode="python"), top=True))
+
+
+# The keys before `revision` in a saved plan, and the keys that must not change for a partial re-dump.
+_HEAD_KEYS = ("id", "title", "force", "published", "classification")
+_FIXED_KEYS = ("background", "overarching_capabilities", "statuses", "leads", "glossary")
+_AREA_KEYS = ("id", "name", "sheet", "key_criteria", "supporting_areas")
+_ACTION_SKELETON = "areas:\n- actions:\n"
+# In a saved plan only an action starts a line with `  - id: `: a list item of an area (supporting_areas)
+# that began with "id: " would be quoted.
+_ACTION_START = re.compile(r"^  - id: ", re.MULTILINE)
+
+
+def _dump_action(action: Any) -> str:
+    """An action's lines as they stand in a saved plan: dumped at the same depth, so wrapped the same."""
+    text = _dump({"areas": [{"actions": [_prune(action.model_dump(mode="python"))]}]})
+    if not text.startswith(_ACTION_SKELETON):
+        raise ValueError("unexpected action dump")
+    return text[len(_ACTION_SKELETON) :]
+
+
+def splice_plan(original: str, before: Plan, after: Plan) -> str | None:
+    """`dumps_plan(after)`, given `original == dumps_plan(before)`, re-dumping only the changed actions.
+
+    Only a change of `revision` and of fields of existing actions is handled; None for anything else
+    (actions added, removed or moved; areas or other top-level fields changed), or when `original` is not
+    laid out as expected.
+    """
+    if any(getattr(before, k) != getattr(after, k) for k in _HEAD_KEYS + _FIXED_KEYS):
+        return None
+    if len(before.areas) != len(after.areas):
+        return None
+    changed: list[tuple[int, Any, Any]] = []  # (position in document order, before, after)
+    n = 0
+    for area_b, area_a in zip(before.areas, after.areas, strict=True):
+        if any(getattr(area_b, k) != getattr(area_a, k) for k in _AREA_KEYS):
+            return None
+        if len(area_b.actions) != len(area_a.actions):
+            return None
+        for act_b, act_a in zip(area_b.actions, area_a.actions, strict=True):
+            if act_b.id != act_a.id:
+                return None
+            if act_b != act_a:
+                changed.append((n, act_b, act_a))
+            n += 1
+    head_text = _dump(_prune(before.model_dump(mode="python", include=set(_HEAD_KEYS)), top=True))
+    old_rev, new_rev = (_dump({"revision": p.revision}) for p in (before, after))
+    # libyaml ends a document holding a `|+` block with `...`: such plans are dumped in full.
+    if (
+        original.endswith("...\n")
+        or head_text.endswith("...\n")
+        or not original.startswith(head_text + old_rev)
+    ):
+        return None
+    pieces = [head_text, new_rev]
+    pos = len(head_text) + len(old_rev)
+    if changed:
+        starts = [m.start() for m in _ACTION_START.finditer(original, pos)]
+        if len(starts) != n:
+            return None
+        for k, act_b, act_a in changed:
+            old_text = _dump_action(act_b)
+            start = starts[k]
+            if original[start : start + len(old_text)] != old_text:
+                return None
+            new_text = _dump_action(act_a)
+            if new_text.endswith("...\n"):
+                return None
+            pieces += [original[pos:start], new_text]
+            pos = start + len(old_text)
+    pieces.append(original[pos:])
+    return "".join(pieces)
+
+
+def dumps_plan_after(plan: Plan, path: Path, original: bytes) -> str:
+    """`dumps_plan(plan)` for a plan about to replace the file `path` holding `original`.
+
+    When the cache beside the file shows `original` is exactly the saved form of a known plan, only what
+    changed is re-dumped (a merge at 20,000 actions changes a few hundred); otherwise the whole plan is.
+    """
+    if len(original) >= CACHE_MIN_BYTES:
+        cached = _read_cache(path, hashlib.sha256(original).hexdigest())
+        if cached is not None and cached[1]:
+            try:
+                text = splice_plan(original.decode("utf-8"), cached[0], plan)
+            except ValueError:
+                text = None
+            if text is not None:
+                return text
+    return dumps_plan(plan)
 
 
 def new_file_mode(target: Path) -> int:
@@ -256,4 +432,7 @@ def save_plan(plan: Plan, path: str | os.PathLike[str], *, text: str | None = No
         raise PlanFileError("this is a directory", file=target, hint="name a .yaml file to write")
     if not target.parent.exists():
         raise PlanFileError("folder does not exist", file=target, hint="create the folder first")
-    atomic_write_bytes(target, (dumps_plan(plan) if text is None else text).encode("utf-8"))
+    data = (dumps_plan(plan) if text is None else text).encode("utf-8")
+    atomic_write_bytes(target, data)
+    if len(data) >= CACHE_MIN_BYTES:
+        _write_cache(target, hashlib.sha256(data).hexdigest(), plan, canonical=True)

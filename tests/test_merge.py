@@ -1569,3 +1569,27 @@ def test_revision_on_disk_is_read_from_its_line_or_by_parsing() -> None:
     assert _revision_on_disk(text.replace("revision: 7", "revision: 7   # raised by merges").encode()) == 7
     # A form the line pattern does not take (YAML 1.1 hex) is left to the full parse.
     assert _revision_on_disk(text.replace("revision: 7", "revision: 0x7").encode()) == 7
+
+
+def test_a_commit_over_a_cached_plan_rewrites_only_the_changed_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the plan's cache present the merged actions are spliced into the file: same bytes as a full dump."""
+    from daplan_xlsx import planfile
+
+    monkeypatch.setattr(planfile, "CACHE_MIN_BYTES", 0)
+    loop = Loop(tmp_path, make_plan())
+    spliced: list[bool] = []
+    real = planfile.splice_plan
+
+    def spy(*args: Any) -> str | None:
+        out = real(*args)
+        spliced.append(out is not None)
+        return out
+
+    monkeypatch.setattr(planfile, "splice_plan", spy)
+    f = loop.returned("Chief Constable", {("LG-1", "notes"): "spliced\nin", ("LG-1", "response"): "done"})
+    result = merge_lib(loop, [f])
+    assert result.applied and spliced == [True]
+    assert loop.plan_path.read_bytes() == planfile.dumps_plan(result.plan).encode("utf-8")
+    assert loop.plan == result.plan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -548,3 +549,189 @@ def test_c_and_python_dumpers_agree_on_astral_characters(text: str) -> None:
     plan.areas[0].actions[0].notes = text
     c_text, py_text = _dump_both(plan)
     assert c_text == py_text
+
+
+# --- partial re-dump and the cache beside large plans ---------------------------------------------------
+
+_FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "ref": TEXT,
+    "kind": st.sampled_from(["national", "local"]),
+    "action": TEXT,
+    "response": TEXT,
+    "target": TEXT,
+    "due": st.none() | st.dates(),
+    "updated": st.none() | DATETIME,
+    "updated_by": TEXT,
+    "notes": TEXT,
+}
+
+
+@st.composite
+def edited(draw: st.DrawFn) -> tuple[Plan, Plan]:
+    """A plan and a copy with some action fields (and perhaps the revision) changed, as a merge does."""
+    before = draw(plans())
+    after = before.model_copy(deep=True)
+    actions = [a for _, a in after.iter_actions()]
+    for _ in range(draw(st.integers(0, 4))) if actions else ():
+        action = draw(st.sampled_from(actions))
+        field = draw(st.sampled_from(sorted(_FIELD_VALUES)))
+        setattr(action, field, draw(_FIELD_VALUES[field]))
+        if draw(st.booleans()):
+            action.status = draw(st.sampled_from(after.status_names()))
+    if draw(st.booleans()):
+        after.revision += draw(st.integers(1, 3))
+    return before, Plan.model_validate(after.model_dump())
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(edited())
+def test_splicing_the_changed_actions_gives_exactly_the_full_dump(pair: tuple[Plan, Plan]) -> None:
+    before, after = pair
+    text, full = dumps_plan(before), dumps_plan(after)
+    spliced = planfile.splice_plan(text, before, after)
+    if spliced is None:
+        # Declined only for a keep-chomping block (`|+`), after which libyaml closes the document with `...`.
+        assert any(re.search(r"^.*: \|\d?\+$|^- \|\d?\+$|^\.\.\.$", t, re.MULTILINE) for t in (text, full))
+    else:
+        assert spliced == full
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_splicing_each_example(example: Path) -> None:
+    before = load_plan(example)
+    after = before.model_copy(deep=True)
+    for k, (_, action) in enumerate(after.iter_actions()):
+        if k % 3 == 0:
+            action.response = f"{action.response}\nUpdate {k}: 'quoted' =SUM(A1) 😀 line\u2028break"
+            action.updated = dt.datetime(2015, 3, 31, 9, 30, tzinfo=dt.timezone.utc)
+        if k % 5 == 0:
+            action.notes = ""
+    after.revision += 1
+    text = example.read_text(encoding="utf-8")
+    assert text == dumps_plan(before)
+    assert planfile.splice_plan(text, before, after) == dumps_plan(after)
+
+
+def test_splicing_refuses_what_it_does_not_handle() -> None:
+    before = make_plan()
+    text = dumps_plan(before)
+    moved = before.model_copy(deep=True)
+    moved.areas[0].actions.reverse()
+    retitled = before.model_copy(deep=True)
+    retitled.title = "Another title"
+    removed = before.model_copy(deep=True)
+    removed.areas[0].actions.pop()
+    for after in (moved, retitled, removed):
+        assert planfile.splice_plan(text, before, after) is None
+    changed = before.model_copy(deep=True)
+    changed.areas[0].actions[0].response = "new"
+    # A file that is not the plain dump of `before` (here: a comment) is not spliced.
+    assert planfile.splice_plan("# note\n" + text, before, changed) is None
+    edited_text = text.replace("  - id: ", "  - id:  ", 1)
+    assert planfile.splice_plan(edited_text, before, changed) is None
+
+
+@pytest.fixture
+def cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A saved plan with its cache beside it (every plan counts as large here)."""
+    monkeypatch.setattr(planfile, "CACHE_MIN_BYTES", 0)
+    path = tmp_path / "plan.yaml"
+    save_plan(make_plan(), path)
+    assert planfile.cache_path(path).exists()
+    return path
+
+
+def _never_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the YAML was parsed")
+
+    monkeypatch.setattr(planfile.yaml, "load", never)
+
+
+def test_a_plan_loads_from_its_cache_equal_to_the_yaml(cached: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from_yaml = loads_plan(cached.read_text(encoding="utf-8"))
+    with monkeypatch.context() as m:
+        _never_parse(m)
+        assert load_plan(cached) == from_yaml == make_plan()
+    assert dumps_plan(load_plan(cached)).encode("utf-8") == cached.read_bytes()
+
+
+def test_a_stale_cache_is_ignored(cached: Path) -> None:
+    edited_plan = make_plan()
+    edited_plan.title = "Edited by hand"
+    cached.write_text(dumps_plan(edited_plan), encoding="utf-8")
+    assert load_plan(cached).title == "Edited by hand"
+    # ...and rewritten for the new bytes.
+    assert planfile._read_cache(cached, planfile.hashlib.sha256(cached.read_bytes()).hexdigest()) is not None
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],
+        lambda b: b"",
+        lambda b: b"not json at all",
+        lambda b: b.replace(b'"title":"', b'"title":"X', 1).replace(b'"revision":', b'"revision":-', 1),
+        lambda b: b.replace(b'"plan":{', b'"plan":{"unknown":1,', 1),
+    ],
+    ids=["torn", "empty", "garbage", "invalid-plan", "unknown-key"],
+)
+def test_a_corrupt_cache_is_ignored(cached: Path, damage: Any) -> None:
+    sidecar = planfile.cache_path(cached)
+    sidecar.write_bytes(damage(sidecar.read_bytes()))
+    assert load_plan(cached) == make_plan()
+
+
+def test_a_cache_naming_other_bytes_is_never_used(cached: Path) -> None:
+    """A cache whose plan differs from the file but whose hash does not match is not believed."""
+    other = make_plan()
+    other.title = "Not the file's plan"
+    planfile._write_cache(cached, "0" * 64, other, canonical=True)
+    assert load_plan(cached) == make_plan()
+
+
+def test_a_read_only_folder_loads_and_merges_without_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planfile, "CACHE_MIN_BYTES", 0)
+    path = tmp_path / "plan.yaml"
+    path.write_text(dumps_plan(make_plan()), encoding="utf-8")
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    # The folder cannot be written (done by patching: the tests may run as root, who ignores modes).
+    monkeypatch.setattr(planfile.tempfile, "mkstemp", refused)
+    assert load_plan(path) == make_plan()
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.yaml"]
+
+
+def test_small_plans_keep_no_cache(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    save_plan(make_plan(), path)
+    load_plan(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.yaml"]
+
+
+def test_dumps_plan_after_splices_only_over_a_canonical_file(
+    cached: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changed = make_plan()
+    changed.areas[0].actions[0].response = "spliced"
+    changed.revision += 1
+    original = cached.read_bytes()
+    calls: list[str] = []
+    real = planfile.splice_plan
+    monkeypatch.setattr(planfile, "splice_plan", lambda *a: calls.append("splice") or real(*a))
+    assert planfile.dumps_plan_after(changed, cached, original) == dumps_plan(changed)
+    assert calls == ["splice"]
+    # A file only loaded (perhaps written by hand) is re-dumped in full.
+    cached.write_bytes(original + b"# a comment\n")
+    load_plan(cached)
+    calls.clear()
+    assert planfile.dumps_plan_after(changed, cached, cached.read_bytes()) == dumps_plan(changed)
+    assert calls == []
