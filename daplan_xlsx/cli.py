@@ -510,7 +510,7 @@ def demo(folder: Path, force: bool) -> None:
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
         (inbox, "the sample returns"),
-        (conflicts, "the conflict to settle in Excel, then: daplan merge plan.yaml conflicts.xlsx"),
+        (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),
         (master, "the master workbook: open its Dashboard"),
         (html, "the plan as published"),
     ):
