@@ -24,7 +24,6 @@ from .writer import (
     WorkbookWriter,
     checked,
     contrast_colour,
-    lines_needed,
     utc_now,
     write_workbook,
 )
@@ -58,11 +57,11 @@ class MasterContent:
     changes: list[dict[str, Any]] = field(default_factory=list)  # newest first
     marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (action id, field) -> comment
     returns: dict[str, Any] | None = None  # status.status_report, when a distribution exists
-    published: dict[str, Any] | None = None  # the journal's last publish line
 
 
-def _closed(plan: Plan) -> set[str]:
-    return {s.name for s in plan.statuses if s.closed}
+def _closed_names(plan: Plan) -> list[str]:
+    """The closed statuses, in vocabulary order."""
+    return [s.name for s in plan.statuses if s.closed]
 
 
 def is_past_due(action: Action, closed: set[str], today: dt.date) -> bool:
@@ -71,7 +70,7 @@ def is_past_due(action: Action, closed: set[str], today: dt.date) -> bool:
 
 def area_counts(plan: Plan, today: dt.date) -> list[AreaCounts]:
     """Per area: actions by status (vocabulary order), total, closed, open and past their due date."""
-    closed = _closed(plan)
+    closed = set(_closed_names(plan))
     out = []
     for area in plan.areas:
         by_status = {s.name: 0 for s in plan.statuses}
@@ -112,7 +111,6 @@ def master_content(
         changes=changes,
         marks=change_marks(entries, published),
         returns=returns,
-        published=published,
     )
 
 
@@ -178,10 +176,6 @@ class DashboardWriter:
         self.content = content
         self.ws: Any = None
 
-    def add_sheet(self) -> None:
-        # Added first so it is the first tab; filled once the area sheets' extents are known.
-        self.ws = self.w.wb.add_worksheet(L.DASHBOARD_SHEET)
-
     def formats(self) -> None:
         w = self.w
         border = {"border": 1, "border_color": "#BFBFBF"}
@@ -197,7 +191,6 @@ class DashboardWriter:
         )
         w.fmt("dash_cell", text_wrap=True, **border)
         w.fmt("dash_date", num_format=L.DATE_FORMAT, align="center", **border)
-        w.fmt("dash_note", italic=True, font_color="#595959", text_wrap=True)
         for status in self.plan.statuses:
             w.fmt(
                 f"dash_status:{status.name}",
@@ -211,19 +204,21 @@ class DashboardWriter:
             )
 
     def write(self, sheets: Sequence[tuple[Area, list[Action]]]) -> None:
+        """Add the Dashboard (called before any other sheet, so it is the first tab)."""
         self.formats()
-        w, ws, plan = self.w, self.ws, self.plan
+        self.ws = ws = self.w.wb.add_worksheet(L.DASHBOARD_SHEET)
+        w, plan = self.w, self.plan
         statuses = [s.name for s in plan.statuses]
         n_status = len(statuses)
+        total_col, closed_col, share_col, late_col = n_status + 1, n_status + 2, n_status + 3, n_status + 4
         ws.hide_gridlines(2)
         ws.set_column(0, 0, _AREA_WIDTH)
-        ws.set_column(1, n_status + 4, _FIGURE_WIDTH)
+        ws.set_column(1, late_col, _FIGURE_WIDTH)
         w.text(ws, _TITLE, 0, plan.title, w.fmt("title"))
         as_of = self.content.as_of.strftime("%d %B %Y")
         subtitle = f"{plan.force} · {plan.classification} · plan revision {plan.revision} · as at {as_of}"
-        last_col = n_status + 4
         # Text over a merged range is written after the merge, so it still goes through write_string.
-        ws.merge_range(_SUBTITLE, 0, _SUBTITLE, last_col, "", w.fmt("subtitle"))
+        ws.merge_range(_SUBTITLE, 0, _SUBTITLE, late_col, "", w.fmt("subtitle"))
         w.text(ws, _SUBTITLE, 0, subtitle, w.fmt("subtitle"))
 
         # The table: one row per area, one column per status in vocabulary order, then the closed share.
@@ -235,8 +230,8 @@ class DashboardWriter:
             fmt = w.fmt(f"dash_status:{header}") if 0 < c <= n_status else w.fmt("header")
             w.text(ws, _TABLE_HEADER, c, header, fmt)
         ws.set_row(_TABLE_HEADER, 32)
-        closed_cols = [1 + i for i, s in enumerate(plan.statuses) if s.closed]
-        total_col, closed_col, share_col, late_col = n_status + 1, n_status + 2, n_status + 3, n_status + 4
+        closed = _closed_names(plan)
+        closed_cols = [1 + statuses.index(name) for name in closed]
         first = _TABLE_HEADER + 1
         for i, ac in enumerate(counts):
             r = first + i
@@ -257,7 +252,7 @@ class DashboardWriter:
             share = ac.closed / ac.total if ac.total else 0
             w.formula(ws, r, share_col, f"=IF({tot}=0,0,{clo}/{tot})", "dash_share", share)
             due_rng = _range(area.sheet, "due", n)
-            open_tests = "".join(f",{status_rng},{_criteria(s, '<>')}" for s in _closed_in_order(plan))
+            open_tests = "".join(f",{status_rng},{_criteria(s, '<>')}" for s in closed)
             late = f'=COUNTIFS({due_rng},"<"&TODAY(){open_tests})'
             w.formula(ws, r, late_col, late, "dash_late", ac.past_due)
             ws.set_row(r, 30)
@@ -286,19 +281,19 @@ class DashboardWriter:
                 value = sum(ac.past_due for ac in counts)
             w.formula(ws, total_row, c, f"=SUM({letter}{first + 1}:{letter}{last + 1})", "dash_total", value)
         note_row = total_row + 1
-        closed_names = ", ".join(s.name for s in plan.statuses if s.closed) or "none"
-        ws.merge_range(note_row, 0, note_row, late_col, "", w.fmt("dash_note"))
+        closed_names = ", ".join(closed) or "none"
+        ws.merge_range(note_row, 0, note_row, late_col, "", w.fmt("note"))
         w.text(
             ws,
             note_row,
             0,
             f"Counts are live formulas over the area sheets. Closed statuses: {closed_names}. "
             "“Open, past due” counts open actions whose due date has passed on the day the file is opened.",
-            w.fmt("dash_note"),
+            w.fmt("note"),
         )
         ws.set_row(note_row, 30)
 
-        row = self.chart(first, last, n_status, note_row + 2)
+        row = self.chart(first, last, note_row + 2)
         row = self.past_due(row + 1)
         if self.content.returns is not None:
             row = self.returns(row + 1)
@@ -306,7 +301,7 @@ class DashboardWriter:
         ws.fit_to_pages(1, 0)
         w.protect(ws)
 
-    def chart(self, first: int, last: int, n_status: int, row: int) -> int:
+    def chart(self, first: int, last: int, row: int) -> int:
         w, ws = self.w, self.ws
         chart = w.wb.add_chart({"type": "bar", "subtype": "stacked"})
         sheet = L.DASHBOARD_SHEET
@@ -336,7 +331,7 @@ class DashboardWriter:
 
     def past_due(self, row: int) -> int:
         w, ws, plan = self.w, self.ws, self.plan
-        closed = _closed(plan)
+        closed = set(_closed_names(plan))
         today = self.content.as_of
         late = [(area, a) for area in plan.areas for a in area.actions if is_past_due(a, closed, today)]
         late.sort(key=lambda pair: (pair[1].due or today, pair[1].id))
@@ -344,9 +339,9 @@ class DashboardWriter:
         w.text(ws, row, 0, title, w.fmt("dash_section"))
         row += 1
         if not late:
-            w.text(ws, row, 0, "None.", w.fmt("dash_note"))
+            w.text(ws, row, 0, "None.", w.fmt("note"))
             return row + 1
-        for c, header in enumerate(("Action", "ID", "Due", "Status", "Lead")):
+        for c, header in enumerate(("Action", "ID", "Due", "Status")):
             w.text(ws, row, c, header, w.fmt("header"))
         ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
         w.text(ws, row, 4, "Lead", w.fmt("header"))
@@ -360,15 +355,8 @@ class DashboardWriter:
             w.text(ws, row, 0, f"{area.name}, {action.ref or action.id}: {text}", w.fmt("dash_cell"))
             w.text(ws, row, 1, action.id, w.fmt("dash_cell"))
             checked(ws.write_datetime(row, 2, action.due, w.fmt("dash_date")), "a due date on the dashboard")
-            w.text(
-                ws,
-                row,
-                3,
-                action.status,
-                w.fmt(f"dash_status:{action.status}")
-                if action.status in {s.name for s in plan.statuses}
-                else w.fmt("dash_cell"),
-            )
+            # Every status is in the vocabulary (the model checks it), so each has its coloured format.
+            w.text(ws, row, 3, action.status, w.fmt(f"dash_status:{action.status}"))
             ws.merge_range(row, 4, row, 7, "", w.fmt("dash_cell"))
             w.text(ws, row, 4, ", ".join(action.leads), w.fmt("dash_cell"))
             ws.set_row(row, L.LINE_HEIGHT * max(2, -(-len(text) // int(_AREA_WIDTH * 1.1)) + 1))
@@ -405,21 +393,14 @@ class DashboardWriter:
         return row
 
 
-def _closed_in_order(plan: Plan) -> list[str]:
-    return [s.name for s in plan.statuses if s.closed]
-
-
 CHANGES_HEADERS = ("When", "Who", "From return", "Action", "Field", "Old", "New")
 CHANGES_WIDTHS = (17, 26, 24, 9, 10, 50, 50)
 
 
 def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
     """The journal's applied changes, newest first."""
-    ws = w.wb.add_worksheet(L.CHANGES_SHEET)
-    for c, (header, width) in enumerate(zip(CHANGES_HEADERS, CHANGES_WIDTHS, strict=True)):
-        ws.set_column(c, c, width)
-        w.text(ws, 0, c, header, w.fmt("header"))
-    for r, e in enumerate(changes, start=1):
+    rows = []
+    for e in changes:
         if e.get("event") == "add":
             field_name, old, new = "New action", "", _added_values(e.get("values") or {})
         else:
@@ -429,27 +410,24 @@ def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
                 str(e.get("old") or ""),
                 str(e.get("new") or ""),
             )
-        values = (
-            _day(str(e.get("time", ""))),
-            str(e.get("recipient", "")),
-            Path(str(e.get("return", ""))).name,
-            str(e.get("action_id", "")),
-            field_name,
-            old,
-            new,
+        rows.append(
+            (
+                _day(str(e.get("time", ""))),
+                str(e.get("recipient", "")),
+                Path(str(e.get("return", ""))).name,
+                str(e.get("action_id", "")),
+                field_name,
+                old,
+                new,
+            )
         )
-        lines = 1
-        for c, value in enumerate(values):
-            if value:
-                w.text(ws, r, c, value, w.fmt("locked_wrap"))
-                lines = max(lines, lines_needed(value, CHANGES_WIDTHS[c]))
-        ws.set_row(r, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
-    if not changes:
-        w.text(ws, 1, 0, "No changes have been merged into this plan yet.", w.fmt("dash_note"))
-    ws.freeze_panes(1, 0)
-    checked(ws.autofilter(0, 0, max(len(changes), 1), len(CHANGES_HEADERS) - 1), "autofilter on Changes")
-    w.page_setup(ws, repeat_row=0)
-    w.protect(ws)
+    w.table_sheet(
+        L.CHANGES_SHEET,
+        CHANGES_HEADERS,
+        rows,
+        widths=CHANGES_WIDTHS,
+        empty_note="No changes have been merged into this plan yet.",
+    )
 
 
 def _added_values(values: dict[str, Any]) -> str:

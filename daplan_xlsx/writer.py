@@ -158,6 +158,7 @@ class WorkbookWriter:
         border = {"border": 1, "border_color": "#BFBFBF"}
         self.fmt("title", bold=True, font_size=16, font_color=HEADER_FILL)
         self.fmt("subtitle", italic=True, font_color="#404040", text_wrap=True)
+        self.fmt("note", italic=True, font_color="#595959", text_wrap=True)
         self.fmt("label", bold=True)
         self.fmt("plain", text_wrap=True)
         self.fmt("header", bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, text_wrap=True, **border)
@@ -461,19 +462,30 @@ class WorkbookWriter:
             f"overdue highlight on {ws.name}",
         )
 
-    def table_sheet(self, name: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        """A read-only table of text (e.g. the candidates of a conflict)."""
+    def table_sheet(
+        self,
+        name: str,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        widths: Sequence[float] | None = None,
+        empty_note: str = "",
+    ) -> None:
+        """A read-only table of text (the candidates of a conflict, the journal's changes)."""
         ws = self.wb.add_worksheet(name)
+        widths = widths or [40 if c >= 3 else 14 for c in range(len(headers))]
         for c, header in enumerate(headers):
             self.text(ws, 0, c, header, self.fmt("header"))
-            ws.set_column(c, c, 40 if c >= 3 else 14)
+            ws.set_column(c, c, widths[c])
         for r, row in enumerate(rows, start=1):
             lines = 1
             for c, value in enumerate(row):
                 if value:
                     self.text(ws, r, c, value, self.fmt("locked_wrap"))
-                    lines = max(lines, lines_needed(value, 40 if c >= 3 else 14))
+                    lines = max(lines, lines_needed(value, widths[c]))
             ws.set_row(r, min(L.MAX_ROW_HEIGHT, L.LINE_HEIGHT * lines))
+        if not rows and empty_note:
+            self.text(ws, 1, 0, empty_note, self.fmt("note"))
         ws.freeze_panes(1, 0)
         checked(ws.autofilter(0, 0, max(len(rows), 1), len(headers) - 1), f"autofilter on {name}")
         self.page_setup(ws, repeat_row=0)
@@ -639,9 +651,7 @@ def write_workbook(
                 if master is not None:
                     from .master import DashboardWriter
 
-                    dashboard = DashboardWriter(writer, master)
-                    dashboard.add_sheet()
-                    dashboard.write(sheets)
+                    DashboardWriter(writer, master).write(sheets)
                 writer.about_sheet(ordered_scope, sheets, issue)
                 if extra_sheet is not None:
                     writer.table_sheet(*extra_sheet)
