@@ -26,6 +26,7 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import collector
 from . import journal as J
 from . import layout as L
 from .container import read_file
@@ -89,6 +90,9 @@ class ReturnSummary:
 
 @dataclass
 class MergeResult:
+    """The decisions of a merge and the plan they make. `plan` is built on `base`: actions and areas the
+    merge left alone are the same objects in both, so change neither in place (copy first)."""
+
     plan: Plan
     items: list[MergeItem]
     returns: list[ReturnSummary]
@@ -96,6 +100,7 @@ class MergeResult:
     warnings: list[str]
     proposals: list[tuple[str, Proposal, str]]  # (source, proposal, new id or "")
     journal: list[dict[str, Any]]
+    base: Plan | None = None  # the plan merged into; `plan` shares its unchanged objects
 
     @property
     def applied(self) -> list[MergeItem]:
@@ -167,6 +172,20 @@ def merge_returns(
     progress: Callable[[Path], None] | None = None,
 ) -> MergeResult:
     """Decide every field of every return against the plan; nothing is written."""
+    with collector.sparing_existing():  # the plan is not walked again and again as returns are read
+        return _merge_returns(plan, paths, key, journal, accept_new, combine, now, progress)
+
+
+def _merge_returns(
+    plan: Plan,
+    paths: Sequence[Path],
+    key: bytes | None,
+    journal: Sequence[dict[str, Any]],
+    accept_new: bool,
+    combine: bool,
+    now: dt.datetime | None,
+    progress: Callable[[Path], None] | None,
+) -> MergeResult:
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     merged = J.merged_returns(journal)
     view = PlanView(plan)  # shared by every return's reading: the plan does not change until `_apply`
@@ -265,7 +284,7 @@ def merge_returns(
             }
         )
     warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
-    return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries)
+    return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries, plan)
 
 
 def _field_order(name: str) -> int:
@@ -434,30 +453,46 @@ def _set_in(data: dict[str, Any], key: str, value: str) -> None:
 def _apply(
     plan: Plan, decisions: list[MergeItem], c: _Collected, accept_new: bool, now: dt.datetime
 ) -> tuple[Plan, list[str]]:
+    """The merged plan. Only the changed and added actions are validated; the rest are the plan's own
+    (already valid) objects, and the rules across the plan are checked once more as the new plan is made."""
     warnings: list[str] = []
-    applied = [d for d in decisions if d.outcome == "applied"]
-    data = plan.model_dump()
-    positions = {
-        a["id"]: (ai, xi) for ai, area in enumerate(data["areas"]) for xi, a in enumerate(area["actions"])
-    }
-    # Changes are made in the plan's data, validated once with the whole plan below, not action by action.
+    changed: dict[str, dict[str, Any]] = {}  # action id -> its data with the applied values
     contributors: dict[str, set[str]] = {}  # everyone whose value was applied to the action, any field
-    for item in applied:
-        ai, xi = positions[item.action_id]
-        action = data["areas"][ai]["actions"][xi]
-        _set_in(action, item.field, item.new)
+    for item in decisions:
+        if item.outcome != "applied":
+            continue
+        data = changed.get(item.action_id)
+        if data is None:
+            data = changed[item.action_id] = c.view.index[item.action_id].model_dump()
+        _set_in(data, item.field, item.new)
         who = contributors.setdefault(item.action_id, set())
         who.update(cand.recipient for cand in item.candidates)
-        action["updated"] = now
-        action["updated_by"] = ", ".join(sorted(who))
+        data["updated"] = now
+        data["updated_by"] = ", ".join(sorted(who))
+    actions = [list(area.actions) for area in plan.areas]
+    touched_areas: set[int] = set()
+    if changed:
+        for ai, area_actions in enumerate(actions):
+            for xi, action in enumerate(area_actions):
+                if action.id in changed:
+                    area_actions[xi] = Action.model_validate(changed[action.id])
+                    touched_areas.add(ai)
     if accept_new and c.proposals:
-        warnings += _add_proposals(plan, data, c, now)
-    if contributors or any(new_id for _, _, new_id in c.proposals):
-        data["revision"] = plan.revision + 1
-    return Plan.model_validate(data), warnings
+        warnings += _add_proposals(plan, actions, touched_areas, c, now)
+    if not touched_areas:
+        return plan, warnings
+    areas = [
+        area.model_copy(update={"actions": actions[ai]}) if ai in touched_areas else area
+        for ai, area in enumerate(plan.areas)
+    ]
+    # Model instances are taken as they are (not validated again); the plan's own checks run.
+    fields = {name: getattr(plan, name) for name in Plan.model_fields}
+    return Plan.model_validate({**fields, "areas": areas, "revision": plan.revision + 1}), warnings
 
 
-def _add_proposals(plan: Plan, data: dict[str, Any], c: _Collected, now: dt.datetime) -> list[str]:
+def _add_proposals(
+    plan: Plan, actions: list[list[Action]], touched_areas: set[int], c: _Collected, now: dt.datetime
+) -> list[str]:
     """Give each proposed row a fresh id in the area of its sheet; the owner reviews them after."""
     warnings = []
     by_sheet = {a.sheet: ai for ai, a in enumerate(plan.areas)}
@@ -495,7 +530,8 @@ def _add_proposals(plan: Plan, data: dict[str, Any], c: _Collected, now: dt.date
         action["updated_by"] = (
             f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})"
         )
-        data["areas"][ai]["actions"].append(Action.model_validate(action).model_dump())
+        actions[ai].append(Action.model_validate(action))
+        touched_areas.add(ai)
         accepted.append((source, proposal, new_id))
     c.proposals = accepted
     return warnings
@@ -526,7 +562,7 @@ def commit_merge(plan_path: Path, result: MergeResult) -> None:
     J.append(jpath, result.journal)
     # Dumped once, and only the changed actions when the plan's cache allows: a full dump of 20,000
     # actions takes seconds.
-    text = dumps_plan_after(result.plan, plan_path, original)
+    text = dumps_plan_after(result.plan, plan_path, original, base=result.base)
     if text.encode("utf-8") != original:
         save_plan(result.plan, plan_path, text=text)
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import collector
 from .errors import PlanFileError, PlanInvalid
 from .model import Plan
 
@@ -151,6 +152,11 @@ def read_plan_text(path: Path) -> str:
 
 
 def loads_plan(text: str, source: object = "<plan>") -> Plan:
+    with collector.paused():
+        return _loads_plan(text, source)
+
+
+def _loads_plan(text: str, source: object) -> Plan:
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -241,7 +247,8 @@ def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
     if head is None or head.group(1).decode("ascii") != digest:
         return None
     try:
-        cache = _Cache.model_validate_json(data)
+        with collector.paused():
+            cache = _Cache.model_validate_json(data)
     except ValueError:  # ValidationError included: a torn or edited cache is not used
         return None
     if cache.sha256 != digest:
@@ -249,17 +256,21 @@ def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
     return cache.plan, cache.canonical
 
 
+def _cache_body(digest: str, plan: Plan, *, canonical: bool) -> bytes:
+    return _Cache.model_construct(sha256=digest, canonical=canonical, plan=plan).model_dump_json().encode()
+
+
 def _write_cache(path: Path, digest: str, plan: Plan, *, canonical: bool) -> None:
     target = cache_path(path)
     try:
-        body = _Cache.model_construct(sha256=digest, canonical=canonical, plan=plan).model_dump_json()
+        body = _cache_body(digest, plan, canonical=canonical)
         fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".tmp", dir=target.parent)
     except Exception:  # the cache is optional: a read-only folder or an unencodable value only costs time
         return
     try:
         # No fsync: a cache torn by a crash fails validation and is ignored.
         with os.fdopen(fd, "wb") as fh:
-            fh.write(body.encode("utf-8"))
+            fh.write(body)
         os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, target)
     except Exception:
@@ -303,7 +314,7 @@ _AREA_KEYS = ("id", "name", "sheet", "key_criteria", "supporting_areas")
 _ACTION_SKELETON = "areas:\n- actions:\n"
 # In a saved plan only an action starts a line with `  - id: `: a list item of an area (supporting_areas)
 # that began with "id: " would be quoted.
-_ACTION_START = re.compile(r"^  - id: ", re.MULTILINE)
+_ACTION_START = "\n  - id: "
 
 
 def _dump_action(action: Any) -> str:
@@ -350,12 +361,16 @@ def splice_plan(original: str, before: Plan, after: Plan) -> str | None:
     pieces = [head_text, new_rev]
     pos = len(head_text) + len(old_rev)
     if changed:
-        starts = [m.start() for m in _ACTION_START.finditer(original, pos)]
-        if len(starts) != n:
+        # str.count and str.find rather than a regex: the file is scanned at memchr speed.
+        if original.count(_ACTION_START, pos - 1) != n:
             return None
+        found, at = -1, pos - 1
         for k, act_b, act_a in changed:
+            while found < k:
+                at = original.find(_ACTION_START, at + 1)
+                found += 1
+            start = at + 1
             old_text = _dump_action(act_b)
-            start = starts[k]
             if original[start : start + len(old_text)] != old_text:
                 return None
             new_text = _dump_action(act_a)
@@ -367,22 +382,39 @@ def splice_plan(original: str, before: Plan, after: Plan) -> str | None:
     return "".join(pieces)
 
 
-def dumps_plan_after(plan: Plan, path: Path, original: bytes) -> str:
+def dumps_plan_after(plan: Plan, path: Path, original: bytes, *, base: Plan | None = None) -> str:
     """`dumps_plan(plan)` for a plan about to replace the file `path` holding `original`.
 
     When the cache beside the file shows `original` is exactly the saved form of a known plan, only what
     changed is re-dumped (a merge at 20,000 actions changes a few hundred); otherwise the whole plan is.
+    `base`, the plan `plan` was made from, saves validating the cache again when it is the cache's plan.
     """
     if len(original) >= CACHE_MIN_BYTES:
-        cached = _read_cache(path, hashlib.sha256(original).hexdigest())
-        if cached is not None and cached[1]:
+        before = _canonical_plan(path, hashlib.sha256(original).hexdigest(), base)
+        if before is not None:
             try:
-                text = splice_plan(original.decode("utf-8"), cached[0], plan)
+                text = splice_plan(original.decode("utf-8"), before, plan)
             except ValueError:
                 text = None
             if text is not None:
                 return text
     return dumps_plan(plan)
+
+
+def _canonical_plan(path: Path, digest: str, base: Plan | None) -> Plan | None:
+    """The plan whose `dumps_plan` is exactly the file with this digest, per the cache; None if unknown.
+
+    `base` is that plan when the cache is byte for byte what `base` would write (a plan is loaded, then
+    merged: comparing its JSON costs a fraction of validating the cache again); else the cache is read.
+    """
+    if base is not None:
+        try:
+            if cache_path(path).read_bytes() == _cache_body(digest, base, canonical=True):
+                return base
+        except (OSError, ValueError):
+            pass
+    cached = _read_cache(path, digest)
+    return cached[0] if cached is not None and cached[1] else None
 
 
 def new_file_mode(target: Path) -> int:

@@ -603,6 +603,22 @@ def test_new_row_is_a_proposal_until_accepted(tmp_path: Path) -> None:
     assert new.updated is not None and "proposed by" in new.updated_by
 
 
+def test_merging_leaves_the_plan_merged_into_as_it_was(tmp_path: Path) -> None:
+    """The merged plan is built beside the plan given, never in it: edits and added rows alike."""
+    loop = Loop(tmp_path, make_plan())
+    ed = loop.editor("Area Commanders").set("IC-1", "notes", "notes from the return")
+    ed.add_row({"action": NEW_ACTION, "response": NEW_RESPONSE}, "Initial Contact")
+    f = ed.save(loop.inbox / "ac.xlsx")
+    plan = loop.plan
+    before = dumps_plan(plan)
+    result = merge_returns(plan, [f], accept_new=True, now=NOW)
+    assert dumps_plan(plan) == before
+    assert result.base is plan
+    assert value(result.plan, "IC-1", "notes") == "notes from the return"
+    assert "IC-N1" in result.plan.action_index() and "IC-N1" not in plan.action_index()
+    assert result.plan.revision == plan.revision + 1
+
+
 def test_accepted_new_ids_are_fresh(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     ed = loop.editor("Area Commanders")

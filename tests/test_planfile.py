@@ -735,3 +735,31 @@ def test_dumps_plan_after_splices_only_over_a_canonical_file(
     calls.clear()
     assert planfile.dumps_plan_after(changed, cached, cached.read_bytes()) == dumps_plan(changed)
     assert calls == []
+
+
+def test_dumps_plan_after_takes_the_base_plan_when_the_cache_is_its_very_bytes(
+    cached: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge passes the plan it loaded: equal to the cache, it is used without validating the cache again."""
+    base = load_plan(cached)
+    changed = base.model_copy(deep=True)
+    changed.areas[0].actions[0].response = "spliced"
+    changed.revision += 1
+    original = cached.read_bytes()
+    validated: list[bool] = []
+    real = planfile._Cache.model_validate_json
+    monkeypatch.setattr(
+        planfile._Cache, "model_validate_json", lambda *a, **k: validated.append(True) or real(*a, **k)
+    )
+    assert planfile.dumps_plan_after(changed, cached, original, base=base) == dumps_plan(changed)
+    assert validated == []
+
+
+def test_dumps_plan_after_does_not_believe_a_base_that_differs_from_the_file(cached: Path) -> None:
+    """A base changed after loading is not the file's plan: the file's own (cached) plan is spliced over."""
+    base = load_plan(cached)
+    base.areas[0].actions[1].response = "changed in memory, never saved"
+    changed = load_plan(cached)
+    changed.areas[0].actions[0].response = "spliced"
+    original = cached.read_bytes()
+    assert planfile.dumps_plan_after(changed, cached, original, base=base) == dumps_plan(changed)
