@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 EXCEL_CELL_LIMIT = 32_767
 SHEET_NAME_LIMIT = 31
@@ -32,20 +33,28 @@ RESERVED_SHEET_NAMES = {
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _COLOUR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+# The error type of text a workbook cannot hold, found by a check over several fields (see `Action`).
+TEXT_ERROR = "excel_text"
 
 
-def check_text(value: str) -> str:
-    """Refuse text a workbook cannot hold: XML 1.0 forbidden characters, or over Excel's cell limit."""
+def text_problem(value: str) -> str | None:
+    """Why a workbook cannot hold this text (an XML 1.0 forbidden character, over Excel's cell limit)."""
     bad = _XML_FORBIDDEN.search(value)
     if bad:
-        raise ValueError(
+        return (
             f"contains the control character U+{ord(bad.group()):04X} at position {bad.start()}, "
             "which Excel files cannot hold; delete it"
         )
     if len(value) > EXCEL_CELL_LIMIT:
-        raise ValueError(
-            f"is {len(value)} characters long; an Excel cell holds at most {EXCEL_CELL_LIMIT}; shorten it"
-        )
+        return f"is {len(value)} characters long; an Excel cell holds at most {EXCEL_CELL_LIMIT}; shorten it"
+    return None
+
+
+def check_text(value: str) -> str:
+    """Refuse text a workbook cannot hold."""
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -82,21 +91,45 @@ class Lead(_Model):
     notes: Text = ""
 
 
+# An action's text is checked by the action as a whole (`Action._check_texts`), not field by field: a large
+# plan has hundreds of thousands of these values, and one check per action costs a fraction of one per value.
+_ActionText = str
+_ActionName = Annotated[str, Field(min_length=1, max_length=255)]
+ACTION_TEXT_FIELDS = ("ref", "action", "response", "target", "status", "updated_by", "notes")
+
+
 class Action(_Model):
     """One numbered action of a capability area."""
 
     id: Ident = Field(description="stable identifier, unique in the plan and never reused")
-    ref: Text = Field("", description="the published reference, e.g. '3' or 'L1'")
+    ref: _ActionText = Field("", description="the published reference, e.g. '3' or 'L1'")
     kind: Literal["national", "local"] = "national"
-    action: Text = ""
-    response: Text = Field("", description="response / progress as published")
-    target: Text = Field("", description="target as published, free text")
+    action: _ActionText = ""
+    response: _ActionText = Field("", description="response / progress as published")
+    target: _ActionText = Field("", description="target as published, free text")
     due: dt.date | None = Field(None, description="optional due date")
-    leads: list[Name] = Field(default_factory=list, description="lead roles, the primary first")
-    status: Name = "Not started"
+    leads: list[_ActionName] = Field(default_factory=list, description="lead roles, the primary first")
+    status: _ActionName = "Not started"
     updated: Annotated[dt.datetime | None, AfterValidator(_utc)] = None
-    updated_by: Text = ""
-    notes: Text = ""
+    updated_by: _ActionText = ""
+    notes: _ActionText = ""
+
+    @model_validator(mode="after")
+    def _check_texts(self) -> Action:
+        texts = [getattr(self, name) for name in ACTION_TEXT_FIELDS] + self.leads
+        # Joined by a newline (allowed anywhere): one search for all; only a hit looks field by field.
+        joined = "\n".join(texts)
+        if _XML_FORBIDDEN.search(joined) is None and len(joined) <= EXCEL_CELL_LIMIT:
+            return self
+        places = list(ACTION_TEXT_FIELDS) + [f"leads[{i}]" for i in range(len(self.leads))]
+        for place, text in zip(places, texts, strict=True):
+            problem = text_problem(text)
+            if problem:
+                # The place rides in the error's context: `validation_error` adds it to the location.
+                raise PydanticCustomError(
+                    TEXT_ERROR, "{field} {problem}", {"field": place, "problem": problem}
+                )
+        return self
 
 
 class GlossaryEntry(_Model):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import collector
 from .errors import PlanFileError, PlanInvalid
-from .model import Plan
+from .model import TEXT_ERROR, Plan
 
 # A real plan is well under 1 MB; 20,000 actions with long texts stay under 32 MiB.
 MAX_PLAN_BYTES = 32 * 1024 * 1024
@@ -90,7 +90,11 @@ def validation_error(exc: ValidationError, source: object) -> PlanInvalid:
     err = exc.errors(include_url=False)[0]
     where = format_loc(tuple(err["loc"]))
     message = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] == TEXT_ERROR:
+        ctx = err.get("ctx") or {}
+        where = f"{where}.{ctx['field']}" if where else str(ctx["field"])
+        message, hint = str(ctx["problem"]), PlanInvalid.hint
+    elif err["type"] == "extra_forbidden":
         message = f"unknown key {str(err['loc'][-1])!r}"
         hint = "remove it or fix its spelling (see `daplan schema`)"
     elif err["type"] == "missing":
@@ -248,7 +252,8 @@ def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
         return None
     try:
         with collector.paused():
-            cache = _Cache.model_validate_json(data)
+            # Strict: the cache is this module's own JSON, so nothing in it needs coercing.
+            cache = _Cache.model_validate_json(data, strict=True)
     except ValueError:  # ValidationError included: a torn or edited cache is not used
         return None
     if cache.sha256 != digest:

@@ -237,6 +237,25 @@ def test_xml_forbidden_characters_are_refused(char: str, code: str) -> None:
     assert f"contains the control character {code} at position 2" in exc.what
 
 
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        (("areas", 0, "actions", 0, "ref"), "areas[0].actions[0].ref"),
+        (("areas", 0, "actions", 1, "updated_by"), "areas[0].actions[1].updated_by"),
+        (("areas", 1, "actions", 0, "status"), "areas[1].actions[0].status"),
+        (("areas", 1, "actions", 0, "leads", 0), "areas[1].actions[0].leads[0]"),
+    ],
+)
+def test_every_text_of_an_action_is_checked_and_named(path: tuple[str | int, ...], where: str) -> None:
+    """An action checks its texts together; the refusal still names the one field at fault."""
+    exc = refused(setter(*path, value="Head\x07"))
+    assert exc.where == where
+    assert "contains the control character U+0007 at position 4" in exc.what
+    long = refused(setter(*path[:4], "notes", value="n" * (EXCEL_CELL_LIMIT + 1)))
+    assert long.where == f"areas[{path[1]}].actions[{path[3]}].notes"
+    assert "an Excel cell holds at most 32767" in long.what
+
+
 @pytest.mark.parametrize("char", ["\x00", "\x1f", "\ufffe"])
 def test_xml_forbidden_characters_in_names_are_refused(char: str) -> None:
     exc = refused(setter("leads", 1, "name", value=f"Head{char}"))
