@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import layout as L
 from .merge import MergeResult, skipped
-from .writer import IssueInfo, write_workbook
+
+if TYPE_CHECKING:
+    from .writer import IssueInfo
 
 WIDTH = 100
 RESOLUTION_RECIPIENT = "Plan owner: conflict resolution"
@@ -111,6 +114,8 @@ def write_conflicts_workbook(result: MergeResult, path: Path, key: bytes | None 
     you want in the yellow cells and merge it like any return. Its base is the merged plan, so what you
     write is applied.
     """
+    from .writer import write_workbook  # only here: a merge without conflicts need not load xlsxwriter
+
     conflicts = [i for i in result.items if i.outcome == "conflict"]
     if not conflicts:
         return None
