@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import unicodedata
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import collector
 from .errors import DaplanError, OutputExists
 from .merge import file_sha256
 from .model import Plan
@@ -37,12 +39,13 @@ def recipients(plan: Plan, by: By) -> list[Recipient]:
     """Each lead (primary or supporting) with the actions they lead, or each area with its actions."""
     if by == "area":
         return [Recipient(a.name, [x.id for x in a.actions]) for a in plan.areas if a.actions]
-    out = []
-    for lead in plan.lead_names():
-        scope = [a.id for _, a in plan.iter_actions() if lead in a.leads]
-        if scope:
-            out.append(Recipient(lead, scope))
-    return out
+    # One pass over the actions (an action names each of its leads once, all in the register).
+    scopes: dict[str, list[str]] = {lead: [] for lead in plan.lead_names()}
+    for area in plan.areas:
+        for action in area.actions:
+            for lead in action.leads:
+                scopes[lead].append(action.id)
+    return [Recipient(lead, scope) for lead, scope in scopes.items() if scope]
 
 
 def is_named(recipient: str, only: str) -> bool:
@@ -97,29 +100,9 @@ def distribute(
     previous = {wb["recipient"]: wb["file"] for wb in earlier["workbooks"]} if earlier else {}
     taken = {wb["file"] for wb in kept}
     outdir.mkdir(parents=True, exist_ok=True)
-    entries = []
     issued_at = clock()
-    for r in chosen:
-        # A re-issued recipient keeps its file name; a new one gets a name nobody else has.
-        name = previous.get(r.name) or _free_name(slug(r.name), taken)
-        taken.add(name)
-        path = outdir / name
-        info: IssueInfo = write_workbook(
-            plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
-        )
-        entries.append(
-            {
-                "issue_id": info.issue_id,
-                "recipient": r.name,
-                "file": path.name,
-                "sha256": file_sha256(path),
-                "scope": info.scope,
-                "plan_revision": plan.revision,
-                "issued_at": issued_at.isoformat(),
-            }
-        )
-        if progress:
-            progress(r.name)
+    with collector.sparing_existing():  # the plan is not walked again after each workbook
+        entries = _issue(plan, outdir, chosen, previous, taken, key, issued_at, progress)
     signed = key is not None
     if earlier is not None:
         # Everyone else's entry as it was (in its place), each with the time it was issued.
@@ -179,3 +162,39 @@ def read_manifest(outdir: Path) -> dict[str, Any]:
             "manifest.json is not valid JSON", file=path, hint="re-run `daplan distribute`"
         ) from exc
     return data
+
+
+def _issue(
+    plan: Plan,
+    outdir: Path,
+    chosen: list[Recipient],
+    previous: dict[str, str],
+    taken: set[str],
+    key: bytes | None,
+    issued_at: dt.datetime,
+    progress: Callable[[str], None] | None,
+) -> list[dict[str, Any]]:
+    """Write each chosen recipient's workbook; their manifest entries."""
+    entries = []
+    for r in chosen:
+        # A re-issued recipient keeps its file name; a new one gets a name nobody else has.
+        name = previous.get(r.name) or _free_name(slug(r.name), taken)
+        taken.add(name)
+        path = outdir / name
+        info: IssueInfo = write_workbook(
+            plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
+        )
+        entries.append(
+            {
+                "issue_id": info.issue_id,
+                "recipient": r.name,
+                "file": path.name,
+                "sha256": file_sha256(path),
+                "scope": info.scope,
+                "plan_revision": plan.revision,
+                "issued_at": issued_at.isoformat(),
+            }
+        )
+        if progress:
+            progress(r.name)
+    return entries

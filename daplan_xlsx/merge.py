@@ -261,7 +261,8 @@ def _merge_returns(
                 }
             )
             break  # one line per change; the other sources agreeing are named in the report
-    added = {a.id: (area.id, a) for area, a in new_plan.iter_actions()}
+    new_ids = {new_id for _, _, new_id in c.proposals if new_id}
+    added = {a.id: (area.id, a) for area, a in new_plan.iter_actions() if a.id in new_ids} if new_ids else {}
     for source, proposal, new_id in c.proposals:
         if not new_id:
             continue

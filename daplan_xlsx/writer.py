@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import collector
 from . import layout as L
 from .errors import WorkbookWriteError
 from .meta import IssueMeta, build_meta, encode
@@ -612,7 +613,22 @@ def write_workbook(
 
     `master` (see master.write_master) adds the owner's Dashboard, Changes sheet and change marks.
     """
-    target = Path(path)
+    # A large workbook is millions of short-lived objects: the collector runs once after, not all through.
+    with collector.paused():
+        return _write_workbook(plan, Path(path), scope, recipient, key, clock, issue_id, extra_sheet, master)
+
+
+def _write_workbook(
+    plan: Plan,
+    target: Path,
+    scope: Iterable[str] | None,
+    recipient: str,
+    key: bytes | None,
+    clock: Clock,
+    issue_id: str | None,
+    extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None,
+    master: MasterContent | None,
+) -> IssueInfo:
     if target.is_dir():
         raise WorkbookWriteError("this is a directory", file=target, hint="name an .xlsx file to write")
     if not target.parent.exists():
