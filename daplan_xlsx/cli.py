@@ -408,6 +408,10 @@ def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
         click.echo(
             f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {r['merged_at'][:19] or '-':<20}"
         )
+        if r["returned_earlier_issue"]:
+            click.echo(
+                f"    returned a workbook issued before it was re-issued: {', '.join(r['returned_earlier_issue'])}"
+            )
         if r["proposals_pending"]:
             click.echo(
                 f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
@@ -441,6 +445,7 @@ def demo(folder: Path, force: bool) -> None:
 
     from .demo import SAMPLE_EDITS, prepare_folder, write_sample_returns
     from .distribute import read_manifest
+    from .planfile import load_plan
 
     plan = prepare_folder(folder, force)
     outbox, inbox = folder / "outbox", folder / "inbox"
@@ -469,7 +474,7 @@ def demo(folder: Path, force: bool) -> None:
     step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
 
     click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
-    returns = write_sample_returns(read_manifest(outbox), outbox, inbox)
+    returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
     for e in SAMPLE_EDITS:
         value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
         shown = value if len(value) <= 50 else value[:47] + "..."

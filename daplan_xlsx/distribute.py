@@ -104,6 +104,7 @@ def distribute(
     with collector.sparing_existing():  # the plan is not walked again after each workbook
         entries = _issue(plan, outdir, chosen, previous, taken, key, issued_at, progress)
     signed = key is not None
+    superseded: list[dict[str, Any]] = []
     if earlier is not None:
         # Everyone else's entry as it was (in its place), each with the time it was issued.
         fresh = {e["recipient"]: e for e in entries}
@@ -115,6 +116,16 @@ def distribute(
                 workbooks.append({**wb, "issued_at": wb.get("issued_at") or earlier.get("issued_at", "")})
         entries = workbooks + list(fresh.values())
         signed = signed and (not kept or bool(earlier.get("signed")))
+        # The replaced issues stay known, so a return of one is still recognised (by `status`, say).
+        superseded = list(earlier.get("superseded", [])) + [
+            {
+                **wb,
+                "issued_at": wb.get("issued_at") or earlier.get("issued_at", ""),
+                "superseded_at": issued_at.isoformat(),
+            }
+            for wb in earlier["workbooks"]
+            if wb["recipient"] in reissued
+        ]
     manifest = {
         "plan_id": plan.id,
         "plan_revision": plan.revision,
@@ -122,6 +133,7 @@ def distribute(
         "by": by,
         "signed": signed,
         "workbooks": entries,
+        "superseded": superseded,
     }
     atomic_write_bytes(
         outdir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
@@ -133,13 +145,7 @@ def _earlier_manifest(plan: Plan, outdir: Path, by: By) -> dict[str, Any] | None
     """The outbox's manifest, when re-issuing into it; refused when it is another plan's or another kind."""
     if not (outdir / MANIFEST).is_file():
         return None
-    earlier = read_manifest(outdir)
-    if earlier.get("plan_id") != plan.id:
-        raise OutputExists(
-            f"the outbox holds workbooks issued for another plan ({earlier.get('plan_id')!r}, not {plan.id!r})",
-            file=outdir,
-            hint="re-issue into this plan's outbox, or choose another folder",
-        )
+    earlier = read_manifest(outdir, plan)
     if earlier.get("by", "lead") != by:
         raise OutputExists(
             f"the outbox holds workbooks issued by {earlier.get('by')}, not by {by}",
@@ -149,7 +155,8 @@ def _earlier_manifest(plan: Plan, outdir: Path, by: By) -> dict[str, Any] | None
     return earlier
 
 
-def read_manifest(outdir: Path) -> dict[str, Any]:
+def read_manifest(outdir: Path, plan: Plan) -> dict[str, Any]:
+    """The outbox's manifest, refused unless it was written for `plan`."""
     path = outdir / MANIFEST
     if not path.is_file():
         raise DaplanError(
@@ -161,6 +168,18 @@ def read_manifest(outdir: Path) -> dict[str, Any]:
         raise DaplanError(
             "manifest.json is not valid JSON", file=path, hint="re-run `daplan distribute`"
         ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("workbooks"), list):
+        raise DaplanError(
+            "manifest.json is not a manifest of `daplan distribute`",
+            file=path,
+            hint="re-run `daplan distribute`",
+        )
+    if data.get("plan_id") != plan.id:
+        raise DaplanError(
+            f"the outbox holds workbooks issued for another plan ({data.get('plan_id')!r}, not {plan.id!r})",
+            file=outdir,
+            hint="name the outbox `daplan distribute` wrote for this plan",
+        )
     return data
 
 

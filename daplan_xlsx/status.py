@@ -24,13 +24,7 @@ def issue_id_of(path: Path) -> str | None:
 
 
 def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None = None) -> dict[str, Any]:
-    manifest = read_manifest(outbox)
-    if manifest.get("plan_id") != plan.id:
-        raise DaplanError(
-            f"the outbox was issued for another plan ({manifest.get('plan_id')!r})",
-            file=outbox,
-            hint="name the outbox of this plan",
-        )
+    manifest = read_manifest(outbox, plan)
     returned: dict[str, list[str]] = {}
     unmatched: list[str] = []
     if inbox is not None:
@@ -47,6 +41,10 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
     entries = J.read_journal(J.journal_path(plan_path), plan.revision)
     merged = {m.issue_id: m for m in J.merged_returns(entries)}
     pending = _proposals_pending(entries)
+    # Returns of an issue replaced by `distribute --only --force` are shown with the recipient's current one.
+    earlier_issues: dict[str, list[str]] = {}
+    for old in manifest.get("superseded", []):
+        earlier_issues.setdefault(old["recipient"], []).extend(returned.get(old["issue_id"], []))
     rows = []
     for wb in manifest["workbooks"]:
         issue = wb["issue_id"]
@@ -61,12 +59,13 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
                 # A recipient re-issued with --only has its own time; older manifests have one for all.
                 "issued_at": wb.get("issued_at") or manifest.get("issued_at", ""),
                 "returned": files,
+                "returned_earlier_issue": sorted(earlier_issues.get(wb["recipient"], [])),
                 "merged_at": m.time if m else "",
                 "proposals_pending": pending.get(issue, 0),
                 "outstanding": not files and m is None,
             }
         )
-    known = {wb["issue_id"] for wb in manifest["workbooks"]}
+    known = {wb["issue_id"] for wb in manifest["workbooks"] + manifest.get("superseded", [])}
     foreign = sorted(name for issue, names in returned.items() if issue not in known for name in names)
     return {
         "plan_id": plan.id,

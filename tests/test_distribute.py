@@ -254,6 +254,8 @@ def test_reissue_one_recipient_keeps_the_others(tmp_path: Path) -> None:
     # Area Commanders returns the workbook first issued; Head of Protect's is then re-issued.
     shutil.copyfile(out / old["Area Commanders"]["file"], inbox / "ac-return.xlsx")
     ac_bytes = (out / old["Area Commanders"]["file"]).read_bytes()
+    # Head of Protect had already sent back the workbook that is about to be replaced.
+    shutil.copyfile(out / old["Head of Protect"]["file"], inbox / "hop-first-return.xlsx")
 
     result = run("distribute", plan_path, "-o", out, "--only", "head of protect", "--force")
     assert result.exit_code == 0, result.output
@@ -275,6 +277,8 @@ def test_reissue_one_recipient_keeps_the_others(tmp_path: Path) -> None:
     assert read_workbook_meta(out / hop["file"]).meta.issue_id == hop["issue_id"]  # type: ignore[union-attr]
     assert hop["issued_at"] >= old["Head of Protect"]["issued_at"] == before["issued_at"]
     assert after["plan_id"] == before["plan_id"] and after["by"] == "lead" and after["signed"] is False
+    assert before["superseded"] == []
+    assert after["superseded"] == [{**old["Head of Protect"], "superseded_at": hop["issued_at"]}]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [MANIFEST, *(wb["file"] for wb in before["workbooks"])]
     )
@@ -285,11 +289,16 @@ def test_reissue_one_recipient_keeps_the_others(tmp_path: Path) -> None:
     assert list(rows) == ["Chief Constable", "Head of Protect", "Area Commanders"]
     assert rows["Area Commanders"]["returned"] == ["ac-return.xlsx"]
     assert rows["Head of Protect"]["returned"] == ["hop-return.xlsx"]
+    assert rows["Head of Protect"]["returned_earlier_issue"] == ["hop-first-return.xlsx"]
+    assert rows["Area Commanders"]["returned_earlier_issue"] == []
     assert rows["Chief Constable"]["outstanding"] is True
     assert rows["Head of Protect"]["issued_at"] == hop["issued_at"]
     assert rows["Area Commanders"]["issued_at"] == before["issued_at"]
     assert data["totals"]["issued"] == 3 and data["totals"]["returned"] == 2
     assert data["unmatched_files"] == []
+    text = run("status", plan_path, out, inbox).stdout
+    assert "returned a workbook issued before it was re-issued: hop-first-return.xlsx" in text
+    assert "Not from this outbox" not in text
 
 
 def test_reissue_into_an_older_manifest_keeps_each_issue_time(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ ROW_KEYS = {
     "actions",
     "issued_at",
     "returned",
+    "returned_earlier_issue",
     "merged_at",
     "proposals_pending",
     "outstanding",
