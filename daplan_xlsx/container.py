@@ -536,6 +536,10 @@ _FAR_ROW = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"[A-Za-z]{1,3}[1-9][0-9]{5,}" +
 _FAR_COLUMN = re.compile(
     rb"<(?:\w+:)?c\s[^>]*?\br=\"((?:[A-Za-z]{3}|[H-Zh-z][A-Za-z])[0-9]+)" + _WITH_CONTENT
 )
+# A cell element without an `r` attribute. The format allows it (the cell follows the one before), but the
+# parser places such cells unreliably and the checks here, which go by `r`, would not see where they land.
+# Excel, LibreOffice, Google Sheets, Gnumeric and the Python writers all write `r`, first.
+_CELL_WITHOUT_R = re.compile(rb"<(?:\w+:)?c(?=[\s/>])(?![^>]*\sr=)")
 MAX_SHEET_ROWS = 100_000
 MAX_SHEET_COLUMN = "GZ"  # 208 columns
 MAX_SHEET_PART = 512 * 1024 * 1024
@@ -571,6 +575,13 @@ def scan_sheet(source: Path | Container, part: str, sheet: str) -> dict[str, str
 def _scan_xml(path: Path, data: bytes, part: str, sheet: str) -> dict[str, str]:
     if _declares_dtd(lambda n: data[:n]):
         raise _dtd_refused(path, part)
+    if _has_cell_without_reference(data):
+        raise ReturnUnreadable(
+            "the sheet has cells without a cell reference, which cannot be placed for sure",
+            file=path,
+            sheet=sheet,
+            hint="open the workbook in Excel or LibreOffice Calc, save it and send that copy",
+        )
     candidate = _FAR_CANDIDATE.search(data)
     # No exact match can start at or before the last '>' ahead of the first candidate.
     start = data.rfind(b">", 0, candidate.start()) + 1 if candidate else len(data)
@@ -603,6 +614,21 @@ def _scan_xml(path: Path, data: bytes, part: str, sheet: str) -> dict[str, str]:
             body = (m.group(1) or b"").decode("utf-8", "replace")
             found[cells[i][1]] = "=" + _unescape(body) if body else "(shared formula)"
     return found
+
+
+def _has_cell_without_reference(data: bytes) -> bool:
+    # Counted first, over the cell table only (memchr speed): when every tag there starting `<c` is
+    # `<c r="`, there is no need for the regex. Anything else (a prefixed `<x:c`, rich-text `<color`) runs it.
+    table = _SHEET_DATA.search(data)
+    if table is not None and not table.group(1):
+        start, end = table.end(), data.find(b"</sheetData>", table.end())
+        end = len(data) if end < 0 else end
+        if data.count(b"<c", start, end) == data.count(b'<c r="', start, end):
+            return False
+    return _CELL_WITHOUT_R.search(data) is not None
+
+
+_SHEET_DATA = re.compile(rb"<(\w+:)?sheetData\b")
 
 
 def _sheet_xml(path: Path, package: Package, part: str) -> bytes:

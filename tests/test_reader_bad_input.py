@@ -436,6 +436,30 @@ def test_area_sheet_without_header_row_is_refused(tmp_path: Path, plan_file: Pat
     assert_refused(tmp_path, plan_file, target, "no area sheet", "header row")
 
 
+@pytest.mark.parametrize("form", ["plain", "spaced", "prefixed"])
+def test_cells_without_a_reference_are_refused(form: str, tmp_path: Path, plan_file: Path) -> None:
+    """A cell element without `r` would be placed by the parser where the extent and formula checks cannot
+    see it (here a formula whose cached value would pass for typed text): the sheet is refused."""
+    built = build(tmp_path)
+    part = sheet_part(built, LG)
+
+    def edit(name: str, data: bytes) -> bytes:
+        if name != part:
+            return data
+        row = b'<row r="99000"><c t="str"><f>1+1</f><v>2</v></c></row></sheetData>'
+        if form == "spaced":
+            row = row.replace(b"<c t=", b"<c\n t=")
+        data = data.replace(b"</sheetData>", row)
+        if form == "prefixed":
+            data = re.sub(rb"<(/?)(\w+)", lambda m: b"<" + m.group(1) + b"x:" + m.group(2), data)
+            data = data.replace(b"<x:worksheet ", b'<x:worksheet xmlns:x="' + MAIN_NS + b'" ', 1)
+        return data
+
+    target = rezip(built, tmp_path / "unplaced.xlsx", edit)
+    line = assert_refused(tmp_path, plan_file, target, "without a cell reference", LG)
+    assert "save it" in line
+
+
 def test_merged_cells_across_the_table_are_refused(tmp_path: Path, plan_file: Path) -> None:
     """Case 23: cells merged over two action rows would hide a value, so the return is refused."""
     wb = openpyxl.load_workbook(build(tmp_path))
