@@ -555,6 +555,11 @@ def _domain_checks(before: Plan, after: Plan, touched: set[str], now: dt.datetim
 
 def commit_merge(plan_path: Path, result: MergeResult) -> None:
     """Append the journal, then replace the plan atomically; a failure leaves the plan as it was."""
+    with collector.sparing_existing():  # the plans are not walked while the new text is made
+        _commit(plan_path, result)
+
+
+def _commit(plan_path: Path, result: MergeResult) -> None:
     from .planfile import dumps_plan_after, save_plan
 
     jpath = J.journal_path(plan_path)
