@@ -617,18 +617,23 @@ def _scan_xml(path: Path, data: bytes, part: str, sheet: str) -> dict[str, str]:
 
 
 def _has_cell_without_reference(data: bytes) -> bool:
-    # Counted first, over the cell table only (memchr speed): when every tag there starting `<c` is
-    # `<c r="`, there is no need for the regex. Anything else (a prefixed `<x:c`, rich-text `<color`) runs it.
+    # Over the cell table, only a cell tag not led by ` r="` is looked at closely: a scan at the speed of the
+    # regex engine's literal search. A prefixed table (`<x:c`) is searched in full.
     table = _SHEET_DATA.search(data)
-    if table is not None and not table.group(1):
-        start, end = table.end(), data.find(b"</sheetData>", table.end())
-        end = len(data) if end < 0 else end
-        if data.count(b"<c", start, end) == data.count(b'<c r="', start, end):
-            return False
-    return _CELL_WITHOUT_R.search(data) is not None
+    if table is None or table.group(1):
+        return _CELL_WITHOUT_R.search(data) is not None
+    start, end = table.end(), data.find(b"</sheetData>", table.end())
+    end = len(data) if end < 0 else end
+    hit = _CELL_NOT_LED_BY_R.search(data, start, end)
+    while hit is not None:
+        if _CELL_WITHOUT_R.match(data, hit.start()):
+            return True
+        hit = _CELL_NOT_LED_BY_R.search(data, hit.end(), end)
+    return False
 
 
 _SHEET_DATA = re.compile(rb"<(\w+:)?sheetData\b")
+_CELL_NOT_LED_BY_R = re.compile(rb'<c(?! r=")[\s/>]')
 
 
 def _sheet_xml(path: Path, package: Package, part: str) -> bytes:
