@@ -44,7 +44,8 @@ def recipients(plan: Plan, by: By) -> list[Recipient]:
     for area in plan.areas:
         for action in area.actions:
             for lead in action.leads:
-                scopes[lead].append(action.id)
+                if lead in scopes:
+                    scopes[lead].append(action.id)
     return [Recipient(lead, scope) for lead, scope in scopes.items() if scope]
 
 
@@ -155,6 +156,10 @@ def _earlier_manifest(plan: Plan, outdir: Path, by: By) -> dict[str, Any] | None
     return earlier
 
 
+# What every workbook entry of a manifest holds, and of what type.
+_ENTRY_KEYS: dict[str, type] = {"issue_id": str, "recipient": str, "file": str, "scope": list}
+
+
 def read_manifest(outdir: Path, plan: Plan) -> dict[str, Any]:
     """The outbox's manifest, refused unless it was written for `plan`."""
     path = outdir / MANIFEST
@@ -174,6 +179,17 @@ def read_manifest(outdir: Path, plan: Plan) -> dict[str, Any]:
             file=path,
             hint="re-run `daplan distribute`",
         )
+    for key in ("workbooks", "superseded"):
+        entries = data.get(key, [])
+        for n, entry in enumerate(entries if isinstance(entries, list) else [None]):
+            if not (
+                isinstance(entry, dict) and all(isinstance(entry.get(k), t) for k, t in _ENTRY_KEYS.items())
+            ):
+                raise DaplanError(
+                    f"manifest.json: entry {n + 1} of {key!r} is damaged (it needs {', '.join(_ENTRY_KEYS)})",
+                    file=path,
+                    hint="re-run `daplan distribute` into an empty folder",
+                )
     if data.get("plan_id") != plan.id:
         raise DaplanError(
             f"the outbox holds workbooks issued for another plan ({data.get('plan_id')!r}, not {plan.id!r})",

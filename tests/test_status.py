@@ -260,6 +260,32 @@ def test_outbox_without_manifest(tmp_path: Path) -> None:
     assert "manifest.json" in assert_one_line_error(run("status", loop.plan_path, loop.outbox))
 
 
+@pytest.mark.parametrize(
+    ("damage", "phrase"),
+    [
+        (lambda m: [m], "not a manifest"),
+        (lambda m: {**m, "workbooks": None}, "not a manifest"),
+        (lambda m: {**m, "workbooks": [{**m["workbooks"][0], "issue_id": None}]}, "entry 1 of 'workbooks'"),
+        (lambda m: {**m, "workbooks": m["workbooks"] + ["junk"]}, "'workbooks' is damaged"),
+        (lambda m: {**m, "superseded": [{"recipient": "x"}]}, "entry 1 of 'superseded'"),
+        (lambda m: {**m, "superseded": "junk"}, "'superseded' is damaged"),
+    ],
+)
+def test_a_hand_edited_manifest_is_one_line(tmp_path: Path, damage: Any, phrase: str) -> None:
+    """A manifest damaged by hand is refused in one line by status and by a re-issue, never a traceback."""
+    loop = Loop(tmp_path, make_plan())
+    path = loop.outbox / "manifest.json"
+    path.write_text(json.dumps(damage(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
+    before = path.read_bytes()
+    for args in (
+        ("status", loop.plan_path, loop.outbox),
+        ("distribute", loop.plan_path, "-o", loop.outbox, "--only", "Chief Constable", "--force"),
+    ):
+        line = assert_one_line_error(run(*args))
+        assert "manifest.json" in line and phrase in line, line
+    assert path.read_bytes() == before
+
+
 def test_inbox_not_a_folder(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     assert_one_line_error(run("status", loop.plan_path, loop.outbox, tmp_path / "missing"))
