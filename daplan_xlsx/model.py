@@ -244,29 +244,49 @@ def plan_problems(plan: Plan) -> list[tuple[str, str]]:
     for repeat in _dup_positions(area_ids):
         problems.append((f"areas[{repeat}].id", f"area id {area_ids[repeat]!r} is used twice"))
 
-    seen_ids: dict[str, str] = {}
+    seen_ids: dict[str, tuple[int, int]] = {}
     for ai, area in enumerate(plan.areas):
         bad_sheet = sheet_name_problem(area.sheet)
         if bad_sheet:
             problems.append((f"areas[{ai}].sheet", bad_sheet))
         for xi, action in enumerate(area.actions):
-            here = f"areas[{ai}].actions[{xi}]"
-            if action.id in seen_ids:
+            # Paths are spelt only for a problem: this loop runs for every action of the plan.
+            first = seen_ids.setdefault(action.id, (ai, xi))
+            if first != (ai, xi):
                 problems.append(
-                    (f"{here}.id", f"action id {action.id!r} is already used at {seen_ids[action.id]}")
+                    (
+                        f"{_action_path(ai, xi)}.id",
+                        f"action id {action.id!r} is already used at {_action_path(*first)}",
+                    )
                 )
-            else:
-                seen_ids[action.id] = here
             if action.status not in status_set:
-                problems.append((f"{here}.status", f"status {action.status!r} is not in the plan's statuses"))
+                problems.append(
+                    (
+                        f"{_action_path(ai, xi)}.status",
+                        f"status {action.status!r} is not in the plan's statuses",
+                    )
+                )
             for li, lead in enumerate(action.leads):
                 if lead not in lead_set:
                     problems.append(
-                        (f"{here}.leads[{li}]", f"lead {lead!r} is not in the plan's lead register")
+                        (
+                            f"{_action_path(ai, xi)}.leads[{li}]",
+                            f"lead {lead!r} is not in the plan's lead register",
+                        )
                     )
-            for repeat in _dup_positions(action.leads):
-                problems.append((f"{here}.leads[{repeat}]", f"lead {action.leads[repeat]!r} is listed twice"))
+            if len(action.leads) > 1:  # most actions have one lead
+                for repeat in _dup_positions(action.leads):
+                    problems.append(
+                        (
+                            f"{_action_path(ai, xi)}.leads[{repeat}]",
+                            f"lead {action.leads[repeat]!r} is listed twice",
+                        )
+                    )
     return problems
+
+
+def _action_path(ai: int, xi: int) -> str:
+    return f"areas[{ai}].actions[{xi}]"
 
 
 def _dup_positions(names: list[str], fold: bool = False) -> list[int]:

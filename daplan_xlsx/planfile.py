@@ -351,7 +351,7 @@ def splice_plan(original: str, before: Plan, after: Plan) -> str | None:
         for act_b, act_a in zip(area_b.actions, area_a.actions, strict=True):
             if act_b.id != act_a.id:
                 return None
-            if act_b != act_a:
+            if act_b is not act_a and act_b != act_a:  # a merge shares the actions it left alone
                 changed.append((n, act_b, act_a))
             n += 1
     head_text = _dump(_prune(before.model_dump(mode="python", include=set(_HEAD_KEYS)), top=True))
