@@ -323,55 +323,10 @@ def raw_inputs(plan: Plan) -> RawInputs:
 
 def _area_checks(plan: Plan, sheet: SheetInput, first: int, last: int, fx: dict[str, int]) -> None:
     """The three data validations and the status / overdue conditional formats of an area sheet."""
-    status_c, lead_c, due_c = (L.column_index(k) for k in ("status", "lead", "due"))
+    status_c, due_c = L.column_index("status"), L.column_index("due")
     sheet.validations += [
-        (
-            first,
-            status_c,
-            last,
-            status_c,
-            {
-                "validate": "list",
-                "source": f"={L.STATUS_LIST_NAME}",
-                "input_title": "Status",
-                "input_message": "Choose from the list. The About sheet explains each status.",
-                "error_title": "Not a status",
-                "error_message": "Choose a status from the list (see the About sheet).",
-                "error_type": "stop",
-            },
-        ),
-        (
-            first,
-            lead_c,
-            last,
-            lead_c,
-            {
-                "validate": "list",
-                "source": f"={L.LEAD_LIST_NAME}",
-                "input_title": "Lead",
-                "input_message": "The lead role accountable for this action. Choose from the list.",
-                "error_title": "Not a lead role",
-                "error_message": "Choose a lead role from the list; ask the plan owner to add a new one.",
-                "error_type": "stop",
-            },
-        ),
-        (
-            first,
-            due_c,
-            last,
-            due_c,
-            {
-                "validate": "date",
-                "criteria": "between",
-                "minimum": dt.date(2000, 1, 1),
-                "maximum": dt.date(2099, 12, 31),
-                "input_title": "Due date",
-                "input_message": "A date such as 31/03/2015, or leave empty.",
-                "error_title": "Not a date",
-                "error_message": "Type a date such as 31/03/2015.",
-                "error_type": "stop",
-            },
-        ),
+        (first, L.column_index(key), last, L.column_index(key), options)
+        for key, (_, options) in W.AREA_VALIDATIONS.items()
     ]
     status_col, due_col, id_col = (L.column_letter(c) for c in (status_c, due_c, 0))
     a, b = first + 1, last + 1
