@@ -323,15 +323,19 @@ def test_reissue_into_an_older_manifest_keeps_each_issue_time(tmp_path: Path) ->
     assert {wb["issued_at"] for wb in whole["workbooks"]} == {later.isoformat()}
 
 
-def test_reissue_keeps_file_names_of_names_that_slug_alike(tmp_path: Path) -> None:
-    """Re-issued, a recipient keeps its file; a recipient new to the outbox gets a name nobody has."""
-    plan = make_plan()
-    data = plan.model_dump()
+def plan_with_names_that_slug_alike() -> Plan:
+    """The test plan with two more leads whose names slug to the same as "Head of Protect", on one action."""
+    data = make_plan().model_dump()
     data["leads"] += [Lead(name="head of protect").model_dump(), Lead(name="Head of Protect!").model_dump()]
     data["areas"][1]["actions"].append(
         Action(id="IC-2", ref="2", action="x", leads=["head of protect", "Head of Protect!"]).model_dump()
     )
-    plan = Plan.model_validate(data)
+    return Plan.model_validate(data)
+
+
+def test_reissue_keeps_file_names_of_names_that_slug_alike(tmp_path: Path) -> None:
+    """Re-issued, a recipient keeps its file; a recipient new to the outbox gets a name nobody has."""
+    plan = plan_with_names_that_slug_alike()
     out = tmp_path / "out"
     first = distribute(plan, out, clock=fixed_clock)
     files = {wb["recipient"]: wb["file"] for wb in first["workbooks"]}
@@ -341,6 +345,7 @@ def test_reissue_keeps_file_names_of_names_that_slug_alike(tmp_path: Path) -> No
     for wb in again["workbooks"]:
         assert read_workbook_meta(out / wb["file"]).meta.recipient == wb["recipient"]  # type: ignore[union-attr]
     # A lead given actions after the distribution is added, under a name no other workbook has.
+    data = plan.model_dump()
     data["leads"].append(Lead(name="HEAD OF PROTECT").model_dump())
     data["areas"][1]["actions"][0]["leads"].append("HEAD OF PROTECT")
     grown = Plan.model_validate(data)
@@ -398,13 +403,7 @@ def test_slug(name: str, expected: str) -> None:
 
 
 def test_names_that_slug_alike_get_distinct_files(tmp_path: Path) -> None:
-    plan = make_plan()
-    data = plan.model_dump()
-    data["leads"] += [Lead(name="head of protect").model_dump(), Lead(name="Head of Protect!").model_dump()]
-    data["areas"][1]["actions"].append(
-        Action(id="IC-2", ref="2", action="x", leads=["head of protect", "Head of Protect!"]).model_dump()
-    )
-    plan = Plan.model_validate(data)
+    plan = plan_with_names_that_slug_alike()
     manifest = distribute(plan, tmp_path / "out", clock=fixed_clock)
     files = [wb["file"] for wb in manifest["workbooks"]]
     assert len(set(files)) == len(files)
