@@ -25,6 +25,8 @@ import pytest
 from apps import soffice_convert
 from click.testing import CliRunner, Result
 from conftest import FILES, fixed_clock, make_plan
+from packages import MAIN_NS as NS
+from packages import rezip, sheet_part
 
 from daplan_xlsx import layout as L
 from daplan_xlsx.cli import cli
@@ -34,7 +36,7 @@ from daplan_xlsx.writer import write_workbook
 
 BAD = FILES / "bad"
 ISSUE = "00000000-0000-4000-8000-0000000000b1"
-MAIN_NS = b"http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+MAIN_NS = NS.encode()
 STRICT_NS = b"http://purl.oclc.org/ooxml/spreadsheetml/main"
 LG = "Leadership and Governance"
 IC = "Initial Contact"
@@ -63,36 +65,11 @@ def build(tmp_path: Path, name: str = "built.xlsx", plan: Plan | None = None, **
     return path
 
 
-def rezip(
-    src: Path, dst: Path, edit: Callable[[str, bytes], bytes | None], extra: dict[str, bytes] | None = None
-) -> Path:
-    """Copy a zip member by member through `edit` (None drops a member), adding `extra` members at the end."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = edit(info.filename, zin.read(info.filename))
-            if data is not None:
-                zout.writestr(info.filename, data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    return dst
-
-
 def with_doctype(xml: bytes, padding: int = 0) -> bytes:
     """An XML part with the billion-laughs DOCTYPE after its declaration, optionally after a long comment."""
     body = re.sub(rb"^<\?xml[^>]*\?>\s*", b"", xml)
     pad = b"<!--" + b"x" * padding + b"-->\n" if padding else b""
     return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + pad + DOCTYPE + body
-
-
-def sheet_part(path: Path, sheet: str) -> str:
-    """The zip member holding a sheet's XML, found through the workbook's relationships."""
-    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-    with zipfile.ZipFile(path) as zf:
-        wb = defusedxml.ElementTree.fromstring(zf.read("xl/workbook.xml"))
-        rels = defusedxml.ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    rid = next(s.get(rel_ns) for s in wb.iter(f"{{{MAIN_NS.decode()}}}sheet") if s.get("name") == sheet)
-    target = next(r.get("Target", "") for r in rels if r.get("Id") == rid)
-    return target.lstrip("/") if target.startswith("/") else "xl/" + target
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -12,13 +12,13 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import defusedxml.ElementTree
 import openpyxl
 import pytest
 from click.testing import CliRunner
 from conftest import fixed_clock, make_plan
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from openpyxl.worksheet.worksheet import Worksheet
+from packages import rezip, sheet_part
 
 from daplan_xlsx import layout as L
 from daplan_xlsx import meta as M
@@ -34,7 +34,6 @@ from daplan_xlsx.writer import write_workbook
 ISSUE = "00000000-0000-4000-8000-0000000000c1"
 LG = "Leadership and Governance"
 IC = "Initial Contact"
-MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 # Where make_plan()'s actions sit in a whole-plan workbook (1-based rows, as Excel shows them).
 ROW = {"LG-1": 6, "LG-2": 7, "LG-L1": 8, "IC-1": 6}
 COL = {c.key: L.column_letter(i) for i, c in enumerate(L.AREA_COLUMNS)}
@@ -60,24 +59,6 @@ def edited(src: Path, change: Callable[[openpyxl.Workbook], None], name: str = "
     out = src.parent / name
     wb.save(out)
     return out
-
-
-def rezip(src: Path, dst: Path, edit: Callable[[str, bytes], bytes]) -> Path:
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            zout.writestr(info.filename, edit(info.filename, zin.read(info.filename)))
-    return dst
-
-
-def sheet_part(path: Path, sheet: str) -> str:
-    """The zip member holding a sheet's XML, found through the workbook's relationships."""
-    rel_id = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
-    with zipfile.ZipFile(path) as zf:
-        wb = defusedxml.ElementTree.fromstring(zf.read("xl/workbook.xml"))
-        rels = defusedxml.ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
-    rid = next(s.get(rel_id) for s in wb.iter(f"{{{MAIN_NS}}}sheet") if s.get("name") == sheet)
-    target = next(r.get("Target", "") for r in rels if r.get("Id") == rid)
-    return target.lstrip("/") if target.startswith("/") else "xl/" + target
 
 
 def set_text(ws: Worksheet, cell: str, value: str) -> None:
