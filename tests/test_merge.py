@@ -36,44 +36,11 @@ PLANS: list[tuple[str, Callable[[], Plan]]] = [("make_plan", make_plan)] + [
 ]
 PLAN_IDS = [name for name, _ in PLANS]
 PLAN_MAKERS = [maker for _, maker in PLANS]
-CHANGE_KEYS = {
-    "event",
-    "time",
-    "revision",
-    "return",
-    "sha256",
-    "issue_id",
-    "recipient",
-    "action_id",
-    "field",
-    "old",
-    "new",
-}
-RETURN_KEYS = {
-    "event",
-    "time",
-    "revision",
-    "return",
-    "sha256",
-    "issue_id",
-    "recipient",
-    "issued_at",
-    "proposals_pending",
-}
-ADD_KEYS = {
-    "event",
-    "time",
-    "revision",
-    "return",
-    "sha256",
-    "issue_id",
-    "recipient",
-    "action_id",
-    "area",
-    "sheet",
-    "row",
-    "values",
-}
+# The keys of each journal line: those every line has, then each event's own.
+LINE_KEYS = {"event", "time", "revision", "return", "sha256", "issue_id", "recipient"}
+CHANGE_KEYS = LINE_KEYS | {"action_id", "field", "old", "new"}
+RETURN_KEYS = LINE_KEYS | {"issued_at", "proposals_pending"}
+ADD_KEYS = LINE_KEYS | {"action_id", "area", "sheet", "row", "values"}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
