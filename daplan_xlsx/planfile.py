@@ -243,6 +243,12 @@ def cache_path(path: Path) -> Path:
 
 
 def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
+    data = _cache_bytes(path, digest)
+    return None if data is None else _parse_cache(data, digest)
+
+
+def _cache_bytes(path: Path, digest: str) -> bytes | None:
+    """The cache beside `path`, when it names this digest of the plan file."""
     try:
         data = cache_path(path).read_bytes()
     except OSError:
@@ -250,6 +256,10 @@ def _read_cache(path: Path, digest: str) -> tuple[Plan, bool] | None:
     head = _CACHE_HEAD.match(data)
     if head is None or head.group(1).decode("ascii") != digest:
         return None
+    return data
+
+
+def _parse_cache(data: bytes, digest: str) -> tuple[Plan, bool] | None:
     try:
         with collector.paused():
             # Strict: the cache is this module's own JSON, so nothing in it needs coercing.
@@ -412,13 +422,16 @@ def _canonical_plan(path: Path, digest: str, base: Plan | None) -> Plan | None:
     `base` is that plan when the cache is byte for byte what `base` would write (a plan is loaded, then
     merged: comparing its JSON costs a fraction of validating the cache again); else the cache is read.
     """
+    data = _cache_bytes(path, digest)
+    if data is None:
+        return None
     if base is not None:
         try:
-            if cache_path(path).read_bytes() == _cache_body(digest, base, canonical=True):
+            if data == _cache_body(digest, base, canonical=True):
                 return base
-        except (OSError, ValueError):
+        except ValueError:
             pass
-    cached = _read_cache(path, digest)
+    cached = _parse_cache(data, digest)
     return cached[0] if cached is not None and cached[1] else None
 
 
