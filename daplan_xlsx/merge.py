@@ -433,13 +433,6 @@ def combine_texts(cands: Sequence[Candidate], now: dt.datetime) -> str:
     return "\n\n".join(parts)
 
 
-def _set_field(action: Action, key: str, value: str) -> dict[str, Any]:
-    """The action's data with one editable field set from its normalised text."""
-    data = action.model_dump()
-    _set_in(data, key, value)
-    return data
-
-
 def _set_in(data: dict[str, Any], key: str, value: str) -> None:
     """Set one editable field of an action's data from its normalised text."""
     if key == "due":
@@ -515,7 +508,7 @@ def _add_proposals(
             n += 1
         new_id = f"{area.id}-N{n}"
         used.add(new_id)
-        action: dict[str, Any] = {"id": new_id, "ref": "", "kind": "local", "action": text}
+        action: dict[str, Any] = {"id": new_id, "ref": "", "kind": "local", "action": text, "leads": []}
         for key in L.EDITABLE_FIELDS:
             raw = proposal.values.get(key, "")
             try:
@@ -526,7 +519,7 @@ def _add_proposals(
                 )
                 value = ""
             if value:
-                action.update(_set_field(Action.model_validate(action), key, value))
+                _set_in(action, key, value)
         action["updated"] = now
         action["updated_by"] = (
             f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})"
