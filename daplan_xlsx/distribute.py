@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import unicodedata
@@ -103,7 +102,28 @@ def distribute(
     outdir.mkdir(parents=True, exist_ok=True)
     issued_at = clock()
     with collector.sparing_existing():  # the plan is not walked again after each workbook
-        entries = _issue(plan, outdir, chosen, previous, taken, key, issued_at, progress)
+        entries = []
+        for r in chosen:
+            # A re-issued recipient keeps its file name; a new one gets a name nobody else has.
+            name = previous.get(r.name) or _free_name(slug(r.name), taken)
+            taken.add(name)
+            path = outdir / name
+            info: IssueInfo = write_workbook(
+                plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
+            )
+            entries.append(
+                {
+                    "issue_id": info.issue_id,
+                    "recipient": r.name,
+                    "file": path.name,
+                    "sha256": file_sha256(path),
+                    "scope": info.scope,
+                    "plan_revision": plan.revision,
+                    "issued_at": issued_at.isoformat(),
+                }
+            )
+            if progress:
+                progress(r.name)
     signed = key is not None
     superseded: list[dict[str, Any]] = []
     if earlier is not None:
@@ -197,39 +217,3 @@ def read_manifest(outdir: Path, plan: Plan) -> dict[str, Any]:
             hint="name the outbox `daplan distribute` wrote for this plan",
         )
     return data
-
-
-def _issue(
-    plan: Plan,
-    outdir: Path,
-    chosen: list[Recipient],
-    previous: dict[str, str],
-    taken: set[str],
-    key: bytes | None,
-    issued_at: dt.datetime,
-    progress: Callable[[str], None] | None,
-) -> list[dict[str, Any]]:
-    """Write each chosen recipient's workbook; their manifest entries."""
-    entries = []
-    for r in chosen:
-        # A re-issued recipient keeps its file name; a new one gets a name nobody else has.
-        name = previous.get(r.name) or _free_name(slug(r.name), taken)
-        taken.add(name)
-        path = outdir / name
-        info: IssueInfo = write_workbook(
-            plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
-        )
-        entries.append(
-            {
-                "issue_id": info.issue_id,
-                "recipient": r.name,
-                "file": path.name,
-                "sha256": file_sha256(path),
-                "scope": info.scope,
-                "plan_revision": plan.revision,
-                "issued_at": issued_at.isoformat(),
-            }
-        )
-        if progress:
-            progress(r.name)
-    return entries
