@@ -160,6 +160,7 @@ class _Collected:
     touched: set[str] = dc_field(default_factory=set)
 
 
+@collector.sparing_existing()  # the plan is not walked again and again as returns are read
 def merge_returns(
     plan: Plan,
     paths: Sequence[Path],
@@ -172,20 +173,6 @@ def merge_returns(
     progress: Callable[[Path], None] | None = None,
 ) -> MergeResult:
     """Decide every field of every return against the plan; nothing is written."""
-    with collector.sparing_existing():  # the plan is not walked again and again as returns are read
-        return _merge_returns(plan, paths, key, journal, accept_new, combine, now, progress)
-
-
-def _merge_returns(
-    plan: Plan,
-    paths: Sequence[Path],
-    key: bytes | None,
-    journal: Sequence[dict[str, Any]],
-    accept_new: bool,
-    combine: bool,
-    now: dt.datetime | None,
-    progress: Callable[[Path], None] | None,
-) -> MergeResult:
     now = now or dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     merged = J.merged_returns(journal)
     view = PlanView(plan)  # shared by every return's reading: the plan does not change until `_apply`
@@ -546,13 +533,9 @@ def _domain_checks(before: Plan, after: Plan, touched: set[str], now: dt.datetim
     return warnings
 
 
+@collector.sparing_existing()  # the plans are not walked while the new text is made
 def commit_merge(plan_path: Path, result: MergeResult) -> None:
     """Append the journal, then replace the plan atomically; a failure leaves the plan as it was."""
-    with collector.sparing_existing():  # the plans are not walked while the new text is made
-        _commit(plan_path, result)
-
-
-def _commit(plan_path: Path, result: MergeResult) -> None:
     from .planfile import dumps_plan_after, save_plan
 
     jpath = J.journal_path(plan_path)

@@ -155,12 +155,8 @@ def read_plan_text(path: Path) -> str:
     return _decode_plan(_read_plan_bytes(path), path)
 
 
+@collector.paused()  # a large plan is a million objects, built with no cycle among them
 def loads_plan(text: str, source: object = "<plan>") -> Plan:
-    with collector.paused():
-        return _loads_plan(text, source)
-
-
-def _loads_plan(text: str, source: object) -> Plan:
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

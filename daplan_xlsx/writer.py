@@ -592,6 +592,8 @@ AREA_VALIDATIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+# A large workbook is millions of short-lived objects: the collector runs once after, not all through.
+@collector.paused()
 def write_workbook(
     plan: Plan,
     path: str | os.PathLike[str],
@@ -608,22 +610,7 @@ def write_workbook(
 
     `master` (see master.write_master) adds the owner's Dashboard, Changes sheet and change marks.
     """
-    # A large workbook is millions of short-lived objects: the collector runs once after, not all through.
-    with collector.paused():
-        return _write_workbook(plan, Path(path), scope, recipient, key, clock, issue_id, extra_sheet, master)
-
-
-def _write_workbook(
-    plan: Plan,
-    target: Path,
-    scope: Iterable[str] | None,
-    recipient: str,
-    key: bytes | None,
-    clock: Clock,
-    issue_id: str | None,
-    extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None,
-    master: MasterContent | None,
-) -> IssueInfo:
+    target = Path(path)
     if target.is_dir():
         raise WorkbookWriteError("this is a directory", file=target, hint="name an .xlsx file to write")
     if not target.parent.exists():

@@ -44,3 +44,15 @@ def test_sparing_existing_leaves_someone_elses_freeze_alone() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_as_a_decorator_each_call_pauses_and_restores() -> None:
+    seen = []
+
+    @collector.paused()
+    def work() -> None:
+        seen.append(gc.isenabled())
+
+    work()
+    work()
+    assert seen == [False, False] and gc.isenabled()
