@@ -47,22 +47,6 @@ HELP_TARGET = 2.0  # `daplan --help` / `python -c "import click"`
 ISSUED_AT = dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.timezone.utc)
 ISSUE_ID = "bench-issue-0001"
 RECIPIENT = "owner"
-WORKBOOK_OPTIONS = {
-    "strings_to_formulas": False,
-    "strings_to_urls": False,
-    "strings_to_numbers": False,
-    "use_future_functions": False,
-}
-PROTECT_OPTIONS = {
-    "format_cells": False,
-    "format_columns": True,
-    "format_rows": True,
-    "insert_rows": True,
-    "sort": True,
-    "autofilter": True,
-    "select_locked_cells": True,
-    "select_unlocked_cells": True,
-}
 # A wrapper process with exactly one child, so RUSAGE_CHILDREN is that child's peak and nothing else's.
 RSS_WRAPPER = (
     "import resource, subprocess, sys\n"
@@ -346,7 +330,7 @@ def _area_checks(plan: Plan, sheet: SheetInput, first: int, last: int, fx: dict[
 # -- the two writers under test -------------------------------------------------------------------------
 def write_raw(inputs: RawInputs, path: str) -> None:
     """Write the workbook described by `inputs` with xlsxwriter calls only."""
-    wb = xlsxwriter.Workbook(path, WORKBOOK_OPTIONS)
+    wb = xlsxwriter.Workbook(path, W.WORKBOOK_OPTIONS)
     fmts = [wb.add_format(spec) for spec in inputs.formats]
     fmts.append(None)  # index -1: no format
     wb.set_properties(inputs.properties)
@@ -402,7 +386,7 @@ def write_raw(inputs: RawInputs, path: str) -> None:
             ws.hide()
         elif sheet.visibility == "very_hidden":
             ws.very_hidden()
-        ws.protect("", PROTECT_OPTIONS)
+        ws.protect("", W.PROTECT_OPTIONS)
     wb.close()
 
 

@@ -120,6 +120,68 @@ def _cell_getter(key: str) -> Callable[[Action], str | dt.date | None]:
     return field
 
 
+# Declared once: the build benchmark's raw baseline uses the same.
+# Text is always written as text: never as a formula, a link or a number.
+WORKBOOK_OPTIONS: dict[str, bool] = {
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+    "use_future_functions": False,
+}
+PROTECT_OPTIONS: dict[str, bool] = {
+    "format_cells": False,
+    "format_columns": True,
+    "format_rows": True,
+    "insert_rows": True,
+    "sort": True,
+    "autofilter": True,
+    "select_locked_cells": True,
+    "select_unlocked_cells": True,
+}
+# The checks on an area sheet's editable columns: column key -> (what it is, xlsxwriter options). Declared
+# once: the build benchmark's raw xlsxwriter baseline writes the same.
+AREA_VALIDATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "status": (
+        "Status dropdown",
+        {
+            "validate": "list",
+            "source": f"={L.STATUS_LIST_NAME}",
+            "input_title": "Status",
+            "input_message": "Choose from the list. The About sheet explains each status.",
+            "error_title": "Not a status",
+            "error_message": "Choose a status from the list (see the About sheet).",
+            "error_type": "stop",
+        },
+    ),
+    "lead": (
+        "Lead dropdown",
+        {
+            "validate": "list",
+            "source": f"={L.LEAD_LIST_NAME}",
+            "input_title": "Lead",
+            "input_message": "The lead role accountable for this action. Choose from the list.",
+            "error_title": "Not a lead role",
+            "error_message": "Choose a lead role from the list; ask the plan owner to add a new one.",
+            "error_type": "stop",
+        },
+    ),
+    "due": (
+        "Due date check",
+        {
+            "validate": "date",
+            "criteria": "between",
+            "minimum": dt.date(2000, 1, 1),
+            "maximum": dt.date(2099, 12, 31),
+            "input_title": "Due date",
+            "input_message": "A date such as 31/03/2015, or leave empty.",
+            "error_title": "Not a date",
+            "error_message": "Type a date such as 31/03/2015.",
+            "error_type": "stop",
+        },
+    ),
+}
+
+
 class WorkbookWriter:
     def __init__(
         self,
@@ -135,15 +197,7 @@ class WorkbookWriter:
         self.marks = marks or {}
         self.recipient = recipient
         self.issued_at = issued_at
-        self.wb = xlsxwriter.Workbook(
-            str(path),
-            {
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-                "strings_to_numbers": False,
-                "use_future_functions": False,
-            },
-        )
+        self.wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
         self.formats: dict[str, Any] = {}
         self._status_formats: dict[str, Any] = {}
 
@@ -212,19 +266,7 @@ class WorkbookWriter:
 
     def protect(self, ws: Any) -> None:
         # A guide, not a security boundary: no password, so the recipient can still reformat and sort.
-        ws.protect(
-            "",
-            {
-                "format_cells": False,
-                "format_columns": True,
-                "format_rows": True,
-                "insert_rows": True,
-                "sort": True,
-                "autofilter": True,
-                "select_locked_cells": True,
-                "select_unlocked_cells": True,
-            },
-        )
+        ws.protect("", PROTECT_OPTIONS)
 
     # -- sheets -------------------------------------------------------------------------------------------
     def about_sheet(
@@ -546,50 +588,6 @@ def _instructions(recipient: str) -> list[str]:
             "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
         )
     return lines
-
-
-# The checks on an area sheet's editable columns: column key -> (what it is, xlsxwriter options). Declared
-# once: the build benchmark's raw xlsxwriter baseline writes the same.
-AREA_VALIDATIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "status": (
-        "Status dropdown",
-        {
-            "validate": "list",
-            "source": f"={L.STATUS_LIST_NAME}",
-            "input_title": "Status",
-            "input_message": "Choose from the list. The About sheet explains each status.",
-            "error_title": "Not a status",
-            "error_message": "Choose a status from the list (see the About sheet).",
-            "error_type": "stop",
-        },
-    ),
-    "lead": (
-        "Lead dropdown",
-        {
-            "validate": "list",
-            "source": f"={L.LEAD_LIST_NAME}",
-            "input_title": "Lead",
-            "input_message": "The lead role accountable for this action. Choose from the list.",
-            "error_title": "Not a lead role",
-            "error_message": "Choose a lead role from the list; ask the plan owner to add a new one.",
-            "error_type": "stop",
-        },
-    ),
-    "due": (
-        "Due date check",
-        {
-            "validate": "date",
-            "criteria": "between",
-            "minimum": dt.date(2000, 1, 1),
-            "maximum": dt.date(2099, 12, 31),
-            "input_title": "Due date",
-            "input_message": "A date such as 31/03/2015, or leave empty.",
-            "error_title": "Not a date",
-            "error_message": "Type a date such as 31/03/2015.",
-            "error_type": "stop",
-        },
-    ),
-}
 
 
 # A large workbook is millions of short-lived objects: the collector runs once after, not all through.
