@@ -85,14 +85,12 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
 def _proposals_pending(entries: list[dict[str, Any]]) -> dict[str, int]:
     """Issue id -> proposed rows its merged returns left unadded (merged without --accept-new).
 
-    Each returned file counts as its latest `return` line says: merged again with --accept-new, it is 0.
-    Several files may answer one issue (several people returning the same workbook); their counts add up.
+    Each returned file counts as its latest `return` line says (`journal.proposals_pending`): merged again
+    with --accept-new, it is 0. Several files may answer one issue (several people returning the same
+    workbook); their counts add up.
     """
-    latest: dict[tuple[str, str], int] = {}
-    for e in entries:
-        if e.get("event") == "return":
-            latest[(e["issue_id"], e["sha256"])] = int(e.get("proposals_pending", 0))
+    issue_of = {e["sha256"]: e["issue_id"] for e in entries if e.get("event") == "return"}
     out: dict[str, int] = {}
-    for (issue, _sha), n in latest.items():
-        out[issue] = out.get(issue, 0) + n
+    for sha, n in J.proposals_pending(entries).items():
+        out[issue_of[sha]] = out.get(issue_of[sha], 0) + n
     return out
