@@ -6,6 +6,7 @@ starts fast. Errors of the DaplanError family become one line on stderr and exit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -46,9 +47,15 @@ class DaplanGroup(click.Group):
 
 @click.group(cls=DaplanGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    envvar="DAPLAN_WAIT",
+    help="Seconds to wait for another command changing the same plan (default 60; $DAPLAN_WAIT).",
+)
 @click.version_option(package_name="daplan_xlsx", prog_name="daplan")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, wait: float | None) -> None:
     """Run a police force's Domestic Abuse Action Plan through Excel.
 
     The plan lives in one YAML file. Typical loop:
@@ -61,6 +68,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     Run `daplan COMMAND --help` for each command.
     """
     ctx.meta["daplan.debug"] = debug
+    ctx.meta["daplan.wait"] = wait
+
+
+def _record(plan: Path) -> Any:
+    """The plan's record, locked for this command (see record.py)."""
+    from .record import Record
+
+    return Record(plan, wait=click.get_current_context().meta.get("daplan.wait"))
 
 
 def plan_argument(f: F) -> F:
@@ -196,11 +211,13 @@ def build(plan: Path, output: Path, outbox: Path | None, inbox: Path | None, key
     since the plan was last exported carry a note saying who changed them and when.
     """
     from .master import master_content, write_master
+    from .record import check_output
     from .signing import load_key
     from .writer import utc_now
 
     if inbox is not None and outbox is None:
         raise click.UsageError("--inbox needs --outbox (the distribution the returns answer)")
+    check_output(output, plan_path=plan, what="workbook")
     p = _load(plan)
     key = load_key(key_file) if key_file else None
     now = utc_now()
@@ -232,8 +249,11 @@ def diff(
     from .diff import diff_return
     from .diffview import render_html, render_text
     from .planfile import atomic_write_bytes
+    from .record import check_output
     from .signing import load_key
 
+    if html_file is not None:
+        check_output(html_file, plan_path=plan, inputs=[returned], what="HTML file")
     p = _load(plan)
     key = load_key(key_file) if key_file else None
     result = diff_return(returned, p, key)
@@ -250,8 +270,6 @@ def diff(
 
 def _progress_bar(length: int, label: str) -> Any:
     """A progress bar on a terminal for many files; silent when piped."""
-    import contextlib
-
     if length < 5 or not sys.stderr.isatty():
         return contextlib.nullcontext(None)
     return click.progressbar(length=length, label=label, file=sys.stderr)
@@ -286,19 +304,20 @@ def distribute(
     from .distribute import is_named, recipients
     from .signing import load_key
 
-    p = _load(plan)
-    key = load_key(key_file) if key_file else None
-    total = 1 if only else len(recipients(p, by))  # type: ignore[arg-type]
-    with _progress_bar(total, "Writing workbooks") as bar:
-        manifest = run_distribute(
-            p,
-            output,
-            by=by,  # type: ignore[arg-type]
-            only=only,
-            key=key,
-            force=force,
-            progress=(lambda _name: bar.update(1)) if bar else None,
-        )
+    with _record(plan) as rec:  # the outbox and the record are written by one command at a time
+        p = rec.load()
+        key = load_key(key_file) if key_file else None
+        total = 1 if only else len(recipients(p, by))  # type: ignore[arg-type]
+        with _progress_bar(total, "Writing workbooks") as bar:
+            manifest = run_distribute(
+                p,
+                output,
+                by=by,  # type: ignore[arg-type]
+                only=only,
+                key=key,
+                force=force,
+                progress=(lambda _name: bar.update(1)) if bar else None,
+            )
     # Re-issued with --only, the manifest also lists everyone else's earlier workbooks: name what was written.
     written = [wb for wb in manifest["workbooks"] if only is None or is_named(wb["recipient"], only)]
     for wb in written:
@@ -344,39 +363,61 @@ def merge(
 
     A field changed in a return is applied when the plan still holds the value the workbook was issued with;
     otherwise, or when two returns disagree, it is a conflict and left for you. Nothing is ever dropped:
-    conflicts and rejected values are in the report. Exit 1 when anything needs a person; exit 2, with the
-    plan untouched, when any return cannot be read at all.
+    conflicts and refused values stay on record as open items until you settle them (`daplan conflicts`,
+    `resolve`, `recheck`). Exit 1 when anything needs a person; exit 2, with the plan untouched, when any
+    return cannot be read at all or an output path cannot be used.
     """
     from . import journal as J
-    from .merge import commit_merge, merge_returns
+    from .merge import merge_returns
     from .mergeview import render_report, write_conflicts_workbook
+    from .openitems import open_items
     from .planfile import atomic_write_bytes
+    from .record import check_output, put_in_place, staged
     from .signing import load_key
 
-    p = _load(plan)
-    key = load_key(key_file) if key_file else None
-    entries = J.read_journal(J.journal_path(plan), p.revision)
-    with _progress_bar(len(returns), "Reading returns") as bar:
-        result = merge_returns(
-            p,
-            list(returns),
-            key=key,
-            journal=entries,
-            accept_new=accept_new,
-            combine=combine_responses,
-            progress=(lambda _path: bar.update(1)) if bar else None,
-        )
-    report = render_report(result, dry_run)
-    if not dry_run:
-        commit_merge(plan, result)
-        if conflicts_workbook is not None:
-            info = write_conflicts_workbook(result, conflicts_workbook, key)
-            if info is not None:
-                report += (
-                    f"\n\nConflicts workbook: {conflicts_workbook} (settle the yellow cells, then merge it)."
-                )
-    if report_file is not None:
-        atomic_write_bytes(report_file, (report + "\n").encode("utf-8"))
+    # Outputs are checked before anything is read or written: a bad path costs nothing.
+    for out in (report_file, conflicts_workbook):
+        if out is not None:
+            check_output(out, plan_path=plan, inputs=returns)
+    with _record(plan) as rec, contextlib.ExitStack() as stack:
+        p = rec.load()
+        key = load_key(key_file) if key_file else None
+        entries = rec.entries()
+        with _progress_bar(len(returns), "Reading returns") as bar:
+            result = merge_returns(
+                p,
+                list(returns),
+                key=key,
+                journal=entries,
+                accept_new=accept_new,
+                combine=combine_responses,
+                progress=(lambda _path: bar.update(1)) if bar else None,
+            )
+        report = render_report(result, dry_run)
+        if dry_run:
+            if report_file is not None:
+                atomic_write_bytes(report_file, (report + "\n").encode("utf-8"))
+        else:
+            # Written first, put in place after the commit: a commit never goes without its outputs.
+            ready: list[tuple[Path, Path]] = []
+            if conflicts_workbook is not None:
+                items = open_items(J.live(entries + result.journal))
+                tmp = stack.enter_context(staged(conflicts_workbook))
+                if write_conflicts_workbook(result.plan, items, tmp, key) is not None:
+                    ready.append((tmp, conflicts_workbook))
+                    report += (
+                        f"\n\nConflicts workbook: {conflicts_workbook} ({len(items)} open item(s); settle the "
+                        "yellow cells, then merge it)."
+                    )
+                else:
+                    report += "\n\nNo open items: no conflicts workbook written."
+            if report_file is not None:
+                tmp = stack.enter_context(staged(report_file))
+                tmp.write_bytes((report + "\n").encode("utf-8"))
+                ready.append((tmp, report_file))
+            rec.commit(result.plan, result.journal)
+            for tmp, out in ready:
+                put_in_place(tmp, out)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -547,8 +588,9 @@ def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None
     """
     from .export import write_export
 
-    p = _load(plan)
-    info = write_export(p, plan, output, fmt, since=since)
+    with _record(plan) as rec:  # its publication is noted in the journal
+        p = rec.load()
+        info = write_export(p, plan, output, fmt, since=since)
     listed = "" if info.changes is None else f", {info.changes} change(s) since {since}"
     click.echo(f"Wrote {output}: {info.format}, revision {info.revision}{listed}.")
 

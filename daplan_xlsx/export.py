@@ -24,6 +24,7 @@ from typing import Any
 from . import journal as J
 from .errors import DaplanError
 from .model import Action, Area, Plan
+from .record import append_lines, check_output, real_plan_path
 
 Clock = Callable[[], dt.datetime]
 
@@ -173,16 +174,8 @@ def write_export(
     output = Path(output)
     fmt = format_for(output, fmt)
     now = clock()
-    journal_file = J.journal_path(Path(plan_path))
-    if output.is_dir():
-        raise DaplanError("this is a directory", file=output, hint=f"name a .{fmt} file to write")
-    if not output.parent.exists():
-        raise DaplanError("folder does not exist", file=output, hint="create the folder first")
-    for own in (Path(plan_path), journal_file):
-        if own.exists() and output.resolve() == own.resolve():
-            raise DaplanError(
-                "the output would replace the plan's own file", file=output, hint=f"name a .{fmt} file"
-            )
+    journal_file = J.journal_path(real_plan_path(Path(plan_path)))
+    check_output(output, plan_path=Path(plan_path), what=f".{fmt} file")
     parsed = parse_since(since, plan, now.date()) if since is not None else None
     entries = J.read_journal(journal_file, plan.revision) if parsed is not None else []
     text = export_plan(plan, fmt, since=parsed, journal=entries, produced=now.date())
@@ -197,7 +190,8 @@ def write_export(
             hint="choose a folder you can write to",
         ) from exc
     time = now.isoformat()
-    J.record_publication(Path(plan_path), plan.revision, output, fmt, time)
+    entry = {"event": "publish", "time": time, "revision": plan.revision, "file": str(output), "format": fmt}
+    append_lines(Path(plan_path), [entry])
     listed = len(progress_entries(entries, parsed)) if parsed is not None else None
     return ExportInfo(output, fmt, plan.revision, listed, time)
 

@@ -1,32 +1,38 @@
-"""The audit journal: one JSON line per merged return and per applied change, beside the plan file.
+"""The journal: one JSON line per event of the plan's record, beside the plan file.
 
-`PLAN.journal.jsonl` (for `plan.yaml`, `plan.journal.jsonl`). Four kinds of line, each carrying the plan
-revision it produced or saw:
+`PLAN.journal.jsonl` (for `plan.yaml`, `plan.journal.jsonl`). Every line carries `event`, `time` and the plan
+`revision` it produced or saw:
 
-    {"event": "return", "time", "revision", "return", "sha256", "issue_id", "recipient", "issued_at",
-     "proposals_pending"}
-    {"event": "change", "time", "revision", "return", "sha256", "issue_id", "recipient",
-     "action_id", "field", "old", "new"}
-    {"event": "add", "time", "revision", "return", "sha256", "issue_id", "recipient",
-     "action_id", "area", "sheet", "row", "values"}
-    {"event": "publish", "time", "revision", "file", "format"}
+    {"event": "return", "return", "sha256", "issue_id", "recipient", "issued_at", "proposals_pending"}
+    {"event": "change", "return", "sha256", "issue_id", "recipient", "action_id", "field", "old", "new",
+     "stamp"}
+    {"event": "add", "return", "sha256", "issue_id", "recipient", "action_id", "area", "sheet", "row",
+     "values"}
+    {"event": "open", "item", "kind", "action_id", "field", "base", "current", "reason", "candidates"}
+    {"event": "settle", "item", "how", "value", "candidate", "reason", "by"}
+    {"event": "undo", "undone", "by"}
+    {"event": "publish", "file", "format"}
 
-A `return` line says a return was merged. `proposals_pending` counts its proposed new rows that were left
-unadded because the merge ran without `--accept-new` (absent in older journals: 0). Such a return is not
-fully merged: merging it again applies none of its field values (they were decided the first time) but, with
-`--accept-new`, adds its proposals and writes a new `return` line with `proposals_pending` 0.
+- `return`: a return was merged. `proposals_pending` counts its proposed new rows left unadded because the
+  merge ran without `--accept-new`; merged again with `--accept-new`, they are added and a new `return` line
+  says 0.
+- `change`: a field's value was changed, by a return (`return` is its file) or by a settlement (`return`
+  names the settlement). `stamp` is the action's `updated`/`updated_by` before the change, so `undo` can
+  restore them.
+- `add`: a new local action from a return's proposed row (`--accept-new`): who proposed it, from which file
+  and row, the new `action_id` in `area`, and its `values` as added.
+- `open`: an *open item*, a value a merge could not apply: a conflict (`kind` "conflict": several returns
+  disagree, or the plan changed since the workbook was issued) or a refused value (`kind` "rejected": an
+  unknown lead, a formula, an edit outside the scope ...). `candidates` lists every value with its `source`
+  file, its `sha256`, `recipient` and `issue_id`. It stays open until a `settle` line names its `item`.
+- `settle`: how an open item was settled (`how`: "take", "value", "keep", "workbook", "recheck",
+  "reopened-as"), by whom, with which value and why.
+- `undo`: the commit at revision `undone` was reverted; its lines no longer count (see `live`).
+- `publish`: `daplan export` published the plan at this revision; the master marks what changed since.
 
-An `add` line is a new local action added from a return's proposed row with `--accept-new`: who proposed it
-(`recipient`, `issue_id`), from which file (`return`, `sha256`), the row it was on (`sheet`, `row`, 1-based),
-the new `action_id` in area `area`, and `values`: its action text and editable fields (`action`,
-`response`, `target`, `due`, `lead`, `status`, `notes`) as added, in the plan's text form.
-
-A `publish` line is written by `daplan export`: the master workbook marks the cells changed since the last
-one.
-
-A merge appends its lines (flushed and fsynced) *before* it replaces the plan. If it is killed in between,
-the journal holds lines whose revision is above the plan's; they describe a merge that never happened and
-are dropped the next time the journal is read against the plan, so the two always agree.
+Every commit appends its lines (flushed and fsynced) *before* it replaces the plan, under the plan's lock. If
+it is killed in between, the journal holds lines whose revision is above the plan's: they describe a commit
+that never happened, are never read, and are dropped by the next commit, so plan and journal always agree.
 """
 
 from __future__ import annotations
@@ -39,6 +45,39 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PlanFileError
+
+# The events a commit produces; an `undo` makes them no longer count. `publish` only saw a revision.
+COMMIT_EVENTS = ("return", "change", "add", "open", "settle")
+
+_STR, _INT, _LIST, _DICT = str, int, list, dict
+# What each event must carry, and of what type (beyond `event`, `time` and `revision`).
+_REQUIRED: dict[str, dict[str, type]] = {
+    "return": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR},
+    "change": {"action_id": _STR, "field": _STR, "old": _STR, "new": _STR},
+    "add": {"action_id": _STR, "area": _STR, "values": _DICT},
+    "publish": {"file": _STR, "format": _STR},
+    "open": {
+        "item": _STR,
+        "kind": _STR,
+        "action_id": _STR,
+        "field": _STR,
+        "base": _STR,
+        "current": _STR,
+        "reason": _STR,
+        "candidates": _LIST,
+    },
+    "settle": {"item": _STR, "how": _STR, "value": _STR, "reason": _STR, "by": _STR},
+    "undo": {"undone": _INT, "by": _STR},
+}
+_OPTIONAL: dict[str, dict[str, type]] = {
+    "return": {"issued_at": _STR, "proposals_pending": _INT},
+    "change": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR, "stamp": _DICT},
+    "add": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR, "sheet": _STR, "row": _INT},
+    "settle": {"candidate": _STR},
+    "open": {"finding": _STR},
+    "undo": {"removed": _LIST},
+}
+_CANDIDATE: dict[str, type] = {"source": _STR, "value": _STR, "recipient": _STR}
 
 
 def journal_path(plan_path: Path) -> Path:
@@ -56,12 +95,47 @@ class MergedReturn:
     issued_at: str
 
 
-def read_journal(path: Path, plan_revision: int) -> list[dict[str, Any]]:
-    """Every committed line (revision at most the plan's); lines of an interrupted merge are left out."""
+def _type_name(t: type) -> str:
+    return {str: "text", int: "a whole number", list: "a list", dict: "a mapping"}[t]
+
+
+def _is(value: Any, t: type) -> bool:
+    # bool is an int to Python, never to the journal.
+    return isinstance(value, t) and not (t is int and isinstance(value, bool))
+
+
+def line_problem(entry: Any) -> str | None:
+    """What is wrong with the shape of one journal line, or None."""
+    if not isinstance(entry, dict):
+        return "it is not a JSON object"
+    event = entry.get("event")
+    if event not in _REQUIRED:
+        return f"unknown event {event!r}"
+    for key, t in {"time": _STR, "revision": _INT, **_REQUIRED[event]}.items():
+        if key not in entry:
+            return f"a {event!r} line needs {key!r}"
+        if not _is(entry[key], t):
+            return f"{key!r} must be {_type_name(t)}"
+    for key, t in _OPTIONAL.get(event, {}).items():
+        if key in entry and entry[key] is not None and not _is(entry[key], t):
+            return f"{key!r} must be {_type_name(t)}"
+    if event == "open":
+        for cand in entry["candidates"]:
+            if not isinstance(cand, dict) or not all(_is(cand.get(k), t) for k, t in _CANDIDATE.items()):
+                return "a candidate of an 'open' line needs source, value and recipient as text"
+    return None
+
+
+def read_journal(path: Path, plan_revision: int, *, include_undone: bool = False) -> list[dict[str, Any]]:
+    """The committed lines (revision at most the plan's), each checked for shape.
+
+    Lines of an interrupted commit (revision above the plan's) are left out, and so, unless `include_undone`,
+    are the lines of a commit that was undone (see `live`).
+    """
     if not path.exists():
         return []
     out = []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -70,14 +144,39 @@ def read_journal(path: Path, plan_revision: int) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 if not line.endswith("\n"):
                     break  # a last line cut short by a crash: never committed
-                raise PlanFileError(
-                    f"journal line {n} is not valid JSON",
-                    file=path,
-                    hint="restore the journal from backup or version control",
-                ) from exc
-            if int(entry.get("revision", 0)) <= plan_revision:
+                raise damaged(path, n, "it is not valid JSON") from exc
+            problem = line_problem(entry)
+            if problem is not None:
+                raise damaged(path, n, problem)
+            if entry["revision"] <= plan_revision:
                 out.append(entry)
-    return out
+    return out if include_undone else live(out)
+
+
+def damaged(path: Path, line: int, problem: str) -> PlanFileError:
+    return PlanFileError(
+        f"the plan's journal is damaged at line {line}: {problem}",
+        file=path,
+        hint="restore the journal from a backup or version control (or delete that one line if you know it "
+        "was added by hand), then run the command again",
+    )
+
+
+def undone_revisions(entries: Iterable[dict[str, Any]]) -> set[int]:
+    return {e["undone"] for e in entries if e["event"] == "undo"}
+
+
+def retired_ids(entries: Iterable[dict[str, Any]]) -> set[str]:
+    """Ids of actions that were added and then undone: never given to another action."""
+    return {str(x) for e in entries if e["event"] == "undo" for x in e.get("removed") or []}
+
+
+def live(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines that still count: a commit's lines are dropped once an `undo` reverted it."""
+    undone = undone_revisions(entries)
+    if not undone:
+        return entries
+    return [e for e in entries if not (e["event"] in COMMIT_EVENTS and e["revision"] in undone)]
 
 
 def merged_returns(entries: Iterable[dict[str, Any]]) -> list[MergedReturn]:
@@ -89,7 +188,7 @@ def merged_returns(entries: Iterable[dict[str, Any]]) -> list[MergedReturn]:
             e["sha256"],
             e["issue_id"],
             e["recipient"],
-            e.get("issued_at", ""),
+            e.get("issued_at") or "",
         )
         for e in entries
         if e.get("event") == "return"
@@ -105,36 +204,35 @@ def last_publication(entries: Iterable[dict[str, Any]]) -> dict[str, Any] | None
     return found
 
 
-def record_publication(plan_path: Path, revision: int, file: Path, fmt: str, time: str) -> None:
-    """Note that the plan at this revision was published to a file."""
-    path = journal_path(plan_path)
-    compact(path, revision)
-    entry = {"event": "publish", "time": time, "revision": revision, "file": str(file), "format": fmt}
-    append(path, [entry])
+def encode(entries: Iterable[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries).encode("utf-8")
 
 
 def compact(path: Path, plan_revision: int) -> None:
-    """Drop the lines of an interrupted merge, so new lines follow committed ones only."""
+    """Drop the lines of an interrupted commit (and a torn last line), so new lines follow committed ones.
+
+    Only a writer holding the plan's lock calls this: the revision it names is the one on disk.
+    """
     if not path.exists():
         return
-    raw = path.read_text(encoding="utf-8")
-    kept = [
-        json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in read_journal(path, plan_revision)
-    ]
-    text = "".join(kept)
-    if text != raw:
+    raw = path.read_bytes()
+    data = encode(read_journal(path, plan_revision, include_undone=True))
+    if data != raw:
         from .planfile import atomic_write_bytes
 
-        atomic_write_bytes(path, text.encode("utf-8"))
+        atomic_write_bytes(path, data)
 
 
 def append(path: Path, entries: list[dict[str, Any]]) -> None:
     """Append lines and make them durable before the plan is replaced."""
     if not entries:
         return
-    data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(data)
+    for e in entries:
+        problem = line_problem(e)
+        if problem is not None:  # a bug, never a user's input: refuse to write a line we could not read
+            raise ValueError(f"journal line not written: {problem}: {e!r}")
+    with path.open("ab") as fh:
+        fh.write(encode(entries))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -144,5 +242,5 @@ def proposals_pending(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for e in entries:
         if e.get("event") == "return":
-            out[e["sha256"]] = int(e.get("proposals_pending", 0))
+            out[e["sha256"]] = int(e.get("proposals_pending") or 0)
     return out

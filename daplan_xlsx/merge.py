@@ -11,15 +11,19 @@ same file given twice in one merge counts once. Every refused value the reader r
 including each value of a row it did not take (an action outside the scope, an ID not in the plan, an ID
 twice), becomes a rejected item, so nothing a return said is lost.
 
+Every conflict and every refused value of an action becomes an open item of the record (an `open` journal
+line, see openitems.py) that stays open until settled. A return whose recipient is the plan owner's conflict
+resolution (the conflicts workbook) settles the open items of each field it changes.
+
 `merge_returns` decides and builds the merged plan without writing anything; `commit_merge` writes the
-journal and then the plan (see journal.py for why in that order).
+journal and then the plan, under the plan's lock, and refuses if the plan on disk changed since it was
+loaded (see record.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
@@ -29,6 +33,7 @@ from typing import Any, Literal
 from . import collector
 from . import journal as J
 from . import layout as L
+from . import openitems as O
 from .container import read_file
 from .errors import MetadataError
 from .meta import field_value
@@ -44,6 +49,8 @@ ALREADY_MERGED = "already merged"
 SAME_FILE = "the same file as"
 # What an `add` journal line records of a new action.
 ADDED_FIELDS = ("action", *L.EDITABLE_FIELDS)
+# The recipient of the conflicts workbook: its returns are the owner's settlements.
+RESOLUTION_RECIPIENT = "Plan owner: conflict resolution"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Candidate:
     value: str
     stale: bool = False
     contributor: str = ""
+    sha256: str = ""
 
 
 @dataclass
@@ -71,6 +79,8 @@ class MergeItem:
     current: str = ""
     new: str = ""
     candidates: list[Candidate] = dc_field(default_factory=list)
+    finding: str = ""  # for a refused value: the reader's kind of finding
+    item: str = ""  # the open item that keeps a conflict or refused value on record
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +168,8 @@ class _Collected:
     findings: list[tuple[str, Finding]] = dc_field(default_factory=list)
     proposals: list[tuple[str, Proposal, str]] = dc_field(default_factory=list)
     touched: set[str] = dc_field(default_factory=set)
+    open: list[O.OpenItem] = dc_field(default_factory=list)
+    retired: set[str] = dc_field(default_factory=set)  # ids of added actions an undo removed
 
 
 @collector.sparing_existing()  # the plan is not walked again and again as returns are read
@@ -179,6 +191,8 @@ def merge_returns(
     c = _Collected(
         plan, view, key, accept_new, merged, {m.sha256: m for m in merged}, J.proposals_pending(journal)
     )
+    c.open = O.open_items(journal)
+    c.retired = J.retired_ids(journal)
     # Files in name order so reports are stable; the decisions themselves do not depend on it.
     for path in sorted(paths, key=lambda p: str(p)):
         _collect(path, c)
@@ -207,9 +221,51 @@ def merge_returns(
     )
 
     new_plan, warnings = _apply(plan, decisions, c, accept_new, now)
+    entries = _journal_lines(plan, new_plan, items, decisions, c, accept_new, now)
+    if entries and new_plan.revision == plan.revision:
+        # Every commit has a revision of its own, so `undo` can name it; here nothing in the plan changed.
+        new_plan = plan.model_copy(update={"revision": plan.revision + 1})
+    revision = new_plan.revision
+    for e in entries:
+        e["revision"] = revision
+    ids = O.next_item_ids(revision)
+    for e in entries:
+        if e["event"] == "open":
+            e["item"] = next(ids)
+    for e, item in zip((e for e in entries if e["event"] == "open"), (i for i in items if _opens(i)), strict=True):
+        item.item = e["item"]
+    warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
+    return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries, plan)
+
+
+def _opens(item: MergeItem) -> bool:
+    """A conflict or refused value of an action is kept on record as an open item."""
+    return item.outcome in ("conflict", "rejected") and bool(item.action_id) and bool(item.field)
+
+
+def _stamp(action: Action, key: str) -> dict[str, Any]:
+    """What `undo` needs to restore an action's bookkeeping as it was before a change."""
+    stamp: dict[str, Any] = {
+        "updated": action.updated.isoformat() if action.updated else None,
+        "updated_by": action.updated_by,
+    }
+    if key == "lead":
+        stamp["leads"] = list(action.leads)
+    return stamp
+
+
+def _journal_lines(
+    plan: Plan,
+    new_plan: Plan,
+    items: list[MergeItem],
+    decisions: list[MergeItem],
+    c: _Collected,
+    accept_new: bool,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The merge's journal lines; their `revision` (and open items' ids) are set once it is known."""
     summary = {r.file: r for r in c.returns}
     entries: list[dict[str, Any]] = []
-    revision = new_plan.revision
     stamp = now.isoformat()
     for r in c.returns:
         if r.accepted:
@@ -218,7 +274,7 @@ def merge_returns(
                 {
                     "event": "return",
                     "time": stamp,
-                    "revision": revision,
+                    "revision": 0,
                     "return": r.file,
                     "sha256": r.sha256,
                     "issue_id": r.issue_id,
@@ -227,27 +283,46 @@ def merge_returns(
                     "proposals_pending": left,
                 }
             )
+    settling = {r.file for r in c.returns if r.accepted and r.recipient == RESOLUTION_RECIPIENT}
     for item in decisions:
         if item.outcome != "applied":
             continue
-        for cand in item.candidates:
-            ret = summary[cand.source]
-            entries.append(
-                {
-                    "event": "change",
-                    "time": stamp,
-                    "revision": revision,
-                    "return": cand.source,
-                    "sha256": ret.sha256,
-                    "issue_id": cand.issue_id,
-                    "recipient": cand.recipient,
-                    "action_id": item.action_id,
-                    "field": item.field,
-                    "old": item.current,
-                    "new": item.new,
-                }
-            )
-            break  # one line per change; the other sources agreeing are named in the report
+        cand = item.candidates[0]  # one line per change; the other sources agreeing are named in the report
+        ret = summary[cand.source]
+        entries.append(
+            {
+                "event": "change",
+                "time": stamp,
+                "revision": 0,
+                "return": cand.source,
+                "sha256": ret.sha256,
+                "issue_id": cand.issue_id,
+                "recipient": cand.recipient,
+                "action_id": item.action_id,
+                "field": item.field,
+                "old": item.current,
+                "new": item.new,
+                "stamp": _stamp(c.view.index[item.action_id], item.field),
+            }
+        )
+        if cand.source in settling:
+            for o in c.open:
+                if o.action_id == item.action_id and o.field == item.field:
+                    entries.append(
+                        O.settle_line(
+                            o,
+                            revision=0,
+                            time=stamp,
+                            how="workbook",
+                            value=item.new,
+                            candidate=cand.source,
+                            reason=f"chosen in the conflicts workbook {Path(cand.source).name}",
+                            by=cand.contributor or O.who(),
+                        )
+                    )
+    for item in items:
+        if _opens(item):
+            entries.append(_open_line(item, stamp))
     new_ids = {new_id for _, _, new_id in c.proposals if new_id}
     added = {a.id: (area.id, a) for area, a in new_plan.iter_actions() if a.id in new_ids} if new_ids else {}
     for source, proposal, new_id in c.proposals:
@@ -259,7 +334,7 @@ def merge_returns(
             {
                 "event": "add",
                 "time": stamp,
-                "revision": revision,
+                "revision": 0,
                 "return": source,
                 "sha256": ret.sha256,
                 "issue_id": ret.issue_id,
@@ -271,8 +346,34 @@ def merge_returns(
                 "values": {k: field_value(action, k) for k in ADDED_FIELDS},
             }
         )
-    warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
-    return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries, plan)
+    return entries
+
+
+def _open_line(item: MergeItem, stamp: str) -> dict[str, Any]:
+    candidates = [
+        {
+            "source": cand.source,
+            "sha256": cand.sha256,
+            "recipient": cand.recipient,
+            "issue_id": cand.issue_id,
+            "value": cand.value,
+        }
+        for cand in item.candidates
+    ]
+    return {
+        "event": "open",
+        "time": stamp,
+        "revision": 0,
+        "item": "",
+        "kind": item.outcome,
+        "action_id": item.action_id,
+        "field": item.field,
+        "base": item.base,
+        "current": item.current,
+        "reason": item.reason,
+        "candidates": candidates,
+        "finding": item.finding,
+    }
 
 
 def _field_order(name: str) -> int:
@@ -348,6 +449,8 @@ def _collect(path: Path, c: _Collected) -> None:
     for finding in reading.findings:
         # A refused value (the reader gives its field) is kept as a rejected item; the rest are findings.
         if finding.severity == "problem" and finding.field and finding.action_id:
+            base = reading.base.get(finding.action_id, {})
+            known = c.view.index.get(finding.action_id)
             c.items.append(
                 MergeItem(
                     finding.action_id,
@@ -355,7 +458,22 @@ def _collect(path: Path, c: _Collected) -> None:
                     "rejected",
                     source,
                     reason=f"{finding.kind}: {finding.message} ({finding.sheet}!{finding.cell})",
+                    base=base.get(finding.field, ""),
+                    current=field_value(known, finding.field) if known is not None else "",
                     new=finding.value,
+                    candidates=[
+                        Candidate(
+                            source,
+                            reading.recipient,
+                            reading.issue_id,
+                            meta.meta.issued_at,
+                            base.get(finding.field, ""),
+                            finding.value,
+                            contributor=contributor,
+                            sha256=reading.sha256,
+                        )
+                    ],
+                    finding=finding.kind,
                 )
             )
         else:
@@ -376,6 +494,7 @@ def _collect(path: Path, c: _Collected) -> None:
                 value,
                 stale,
                 contributor,
+                reading.sha256,
             )
             c.candidates.setdefault((action_id, key_), []).append(cand)
             c.touched.add(action_id)
@@ -478,7 +597,7 @@ def _add_proposals(
     warnings = []
     by_sheet = {a.sheet: ai for ai, a in enumerate(plan.areas)}
     recipient_of = {r.file: r.recipient for r in c.returns}
-    used = set(plan.action_index())
+    used = set(plan.action_index()) | c.retired
     accepted = []
     for source, proposal, _ in sorted(c.proposals, key=lambda t: (t[0], t[1].sheet, t[1].row)):
         ai = by_sheet.get(proposal.sheet)
@@ -535,32 +654,12 @@ def _domain_checks(before: Plan, after: Plan, touched: set[str], now: dt.datetim
 
 @collector.sparing_existing()  # the plans are not walked while the new text is made
 def commit_merge(plan_path: Path, result: MergeResult) -> None:
-    """Append the journal, then replace the plan atomically; a failure leaves the plan as it was."""
-    from .planfile import dumps_plan_after, save_plan
+    """Under the plan's lock: append the journal, then replace the plan atomically.
 
-    jpath = J.journal_path(plan_path)
-    original = plan_path.read_bytes()
-    J.compact(jpath, _revision_on_disk(original))
-    J.append(jpath, result.journal)
-    # Dumped once, and only the changed actions when the plan's cache allows: a full dump of 20,000
-    # actions takes seconds.
-    text = dumps_plan_after(result.plan, plan_path, original, base=result.base)
-    if text.encode("utf-8") != original:
-        save_plan(result.plan, plan_path, text=text)
+    Refused (PlanChanged) when the plan on disk is no longer the one the merge was made from; a failure
+    leaves the plan as it was.
+    """
+    from .record import commit_plan
 
-
-# `revision` is a top-level key, so in any plan file it starts a line of its own, unindented.
-_REVISION_LINE = re.compile(rb"^revision:[ \t]*(\d+)[ \t]*(?:#.*)?\r?$", re.MULTILINE)
-
-
-def _revision_on_disk(data: bytes) -> int:
-    """The plan file's revision, read from its own line; the whole file is parsed only if that fails."""
-    # Counted with bytes.count (memchr speed) rather than a multi-line regex over a file of many MB.
-    at_start = data.startswith(b"revision:")
-    if data.count(b"\nrevision:") + at_start == 1:
-        found = _REVISION_LINE.match(data, 0 if at_start else data.find(b"\nrevision:") + 1)
-        if found:
-            return int(found.group(1))
-    from .planfile import loads_plan
-
-    return loads_plan(data.decode("utf-8-sig")).revision
+    base = result.base if result.base is not None else result.plan
+    commit_plan(plan_path, result.plan, result.journal, base=base)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import layout as L
-from .merge import MergeResult, skipped
+from .merge import RESOLUTION_RECIPIENT, MergeResult, skipped
+from .meta import field_value
+from .model import Plan
+from .openitems import OpenItem, candidate_label
+from .settle import SETTLEABLE
 
 if TYPE_CHECKING:
     from .writer import IssueInfo
 
 WIDTH = 100
-RESOLUTION_RECIPIENT = "Plan owner: conflict resolution"
+__all__ = ["RESOLUTION_RECIPIENT", "render_report", "write_conflicts_workbook"]
 
 
 def _field(name: str) -> str:
@@ -64,6 +69,8 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
         lines.append(f"{outcome.capitalize()} ({len(items)}):")
         for i in items:
             target = f"{i.action_id} {_field(i.field)}" if i.action_id else Path(i.source).name
+            if i.item:
+                target += f" [open item {i.item}]"
             if outcome == "conflict":
                 lines.append(f"  {target}: {i.reason}")
                 lines.append(f"      base:    {_short(i.base)!s}")
@@ -104,24 +111,40 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
         lines.append("")
         lines.append(f"Warnings ({len(result.warnings)}):")
         lines.extend(f"  {w}" for w in result.warnings)
+    opened = sum(1 for i in result.items if i.item)
+    if opened:
+        lines.append("")
+        verb = "would stay" if dry_run else "stay"
+        lines.extend(
+            textwrap.wrap(
+                f"{opened} open item(s) {verb} on record until you settle them: `daplan conflicts PLAN -o "
+                "settle.xlsx` (then merge it), `daplan resolve PLAN ACTION FIELD --take CANDIDATE`, or, after "
+                "adding a missing lead or status, `daplan recheck PLAN`.",
+                WIDTH,
+            )
+        )
     return "\n".join(lines)
 
 
-def write_conflicts_workbook(result: MergeResult, path: Path, key: bytes | None = None) -> IssueInfo | None:
-    """A workbook of the conflicting actions as they now stand, with every candidate listed beside them.
+def write_conflicts_workbook(
+    plan: Plan, items: Sequence[OpenItem], path: Path, key: bytes | None = None
+) -> IssueInfo | None:
+    """A workbook of the actions with open items as they now stand, with every candidate listed beside them.
 
     It is an ordinary issued workbook (recipient "Plan owner: conflict resolution"): type or choose the value
-    you want in the yellow cells and merge it like any return. Its base is the merged plan, so what you
-    write is applied.
+    you want in the yellow cells and merge it like any return; each field you change settles its open
+    items. Its base is the plan as it is now, so what you write is applied. Made from the record's open
+    items, it can be made at any time and holds the same items whenever it is made.
     """
     from .writer import write_workbook  # only here: a merge without conflicts need not load xlsxwriter
 
-    conflicts = [i for i in result.items if i.outcome == "conflict"]
-    if not conflicts:
+    index = plan.action_index()
+    shown = [i for i in items if i.action_id in index]
+    if not shown:
         return None
-    ids = list(dict.fromkeys(i.action_id for i in conflicts))
+    ids = list(dict.fromkeys(i.action_id for i in shown))
     rows = []
-    for i in conflicts:
+    for i in shown:
         for n, c in enumerate(i.candidates, start=1):
             rows.append(
                 [
@@ -129,16 +152,15 @@ def write_conflicts_workbook(result: MergeResult, path: Path, key: bytes | None 
                     _field(i.field),
                     i.reason,
                     i.base,
-                    i.current,
-                    f"{n}. {Path(c.source).name} ({c.recipient})",
-                    c.value,
+                    field_value(index[i.action_id], i.field) if i.field in SETTLEABLE else "",
+                    f"{n}. {candidate_label(c)}",
+                    str(c["value"]),
+                    i.item,
                 ]
             )
     sheet = (
         L.CONFLICTS_SHEET,
-        ["ID", "Field", "Why", "Base (as issued)", "Current (in the plan)", "Candidate", "Candidate value"],
+        ["ID", "Field", "Why", "Base (as issued)", "Current (in the plan)", "Candidate", "Candidate value", "Open item"],
         rows,
     )
-    return write_workbook(
-        result.plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet
-    )
+    return write_workbook(plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet)

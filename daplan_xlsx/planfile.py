@@ -17,6 +17,8 @@ import hashlib
 import os
 import re
 import tempfile
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -207,15 +209,40 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and validate a plan file; any problem raises a PlanFileError or PlanInvalid."""
     p = Path(path)
     raw = _read_plan_bytes(p)
-    if len(raw) < CACHE_MIN_BYTES:
-        return loads_plan(_decode_plan(raw, p), p)
     digest = hashlib.sha256(raw).hexdigest()
-    cached = _read_cache(p, digest)
-    if cached is not None:
-        return cached[0]
-    plan = loads_plan(_decode_plan(raw, p), p)
-    _write_cache(p, digest, plan, canonical=False)
+    if len(raw) < CACHE_MIN_BYTES:
+        plan = loads_plan(_decode_plan(raw, p), p)
+    else:
+        cached = _read_cache(_real(p), digest)
+        if cached is not None:
+            plan = cached[0]
+        else:
+            plan = loads_plan(_decode_plan(raw, p), p)
+            _write_cache(_real(p), digest, plan, canonical=False)
+    remember_digest(plan, digest)
     return plan
+
+
+# The SHA-256 of the bytes each loaded plan was read from, so a commit can refuse to replace a plan file that
+# changed meanwhile. Kept beside the plans (by identity, weakly) rather than on them: a field or private
+# attribute would take part in comparing plans.
+_digests: dict[int, tuple[weakref.ref[Plan], str]] = {}
+
+
+def remember_digest(plan: Plan, digest: str) -> None:
+    key = id(plan)
+    _digests[key] = (weakref.ref(plan, lambda _ref, key=key: _digests.pop(key, None)), digest)  # type: ignore[misc]
+
+
+def loaded_digest(plan: Plan) -> str | None:
+    """The SHA-256 of the file `plan` was loaded from (or last saved to), when known."""
+    found = _digests.get(id(plan))
+    return found[1] if found is not None and found[0]() is plan else None
+
+
+def _real(path: Path) -> Path:
+    # Beside the file a symbolic link names, where the plan really is.
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
 # The cache beside a large plan file. PyYAML builds Python objects slowly (8 s for 20,000 actions), pydantic
@@ -393,8 +420,9 @@ def splice_plan(original: str, before: Plan, after: Plan) -> str | None:
     return "".join(pieces)
 
 
-def dumps_plan_after(plan: Plan, path: Path, original: bytes, *, base: Plan | None = None) -> str:
-    """`dumps_plan(plan)` for a plan about to replace the file `path` holding `original`.
+def dumps_plan_after(plan: Plan, path: Path, original: bytes, *, base: Plan | None = None) -> tuple[str, bool]:
+    """`dumps_plan(plan)` for a plan about to replace the file `path` holding `original`, and whether
+    `original` is known to be a canonical dump (so it holds no comments of the owner's to keep).
 
     When the cache beside the file shows `original` is exactly the saved form of a known plan, only what
     changed is re-dumped (a merge at 20,000 actions changes a few hundred); otherwise the whole plan is.
@@ -408,8 +436,9 @@ def dumps_plan_after(plan: Plan, path: Path, original: bytes, *, base: Plan | No
             except ValueError:
                 text = None
             if text is not None:
-                return text
-    return dumps_plan(plan)
+                return text, True
+            return dumps_plan(plan), True
+    return dumps_plan(plan), False
 
 
 def _canonical_plan(path: Path, digest: str, base: Plan | None) -> Plan | None:
@@ -444,9 +473,29 @@ def new_file_mode(target: Path) -> int:
     return 0o666 & ~mask
 
 
+# On Windows a file open in another program (Excel, an editor, a virus scanner) cannot be replaced for a
+# moment; a few short retries ride that out before the user is told.
+REPLACE_RETRIES = (0.1, 0.25, 0.5, 1.0)
+
+
+def _replace(tmp: str, target: Path) -> None:
+    for delay in (*REPLACE_RETRIES, None):
+        try:
+            os.replace(tmp, target)
+            return
+        except PermissionError as exc:
+            if delay is None:
+                raise PlanFileError(
+                    "the file is open in another program, or you may not change it",
+                    file=target,
+                    hint="close it (in Excel or an editor) and run the command again",
+                ) from exc
+            time.sleep(delay)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace `path` with `data` all at once: temp file beside it, fsync, rename."""
-    target = Path(path)
+    """Replace `path` with `data` all at once: temp file beside it, fsync, rename (through a symlink)."""
+    target = _real(Path(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -454,7 +503,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, new_file_mode(target))
-        os.replace(tmp, target)
+        _replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -471,14 +520,44 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dir_fd)
 
 
-def save_plan(plan: Plan, path: str | os.PathLike[str], *, text: str | None = None) -> None:
-    """Write the plan file atomically; `text` is `dumps_plan(plan)` when the caller already has it."""
-    target = Path(path)
+def save_plan(
+    plan: Plan, path: str | os.PathLike[str], *, text: str | None = None, keep_comments: bool = True
+) -> None:
+    """Write the plan file atomically (through a symlink); `text` is `dumps_plan(plan)` when known.
+
+    Comments and blank lines the owner wrote in the file being replaced are kept (see comments.py), unless
+    the caller knows the file holds none (`keep_comments=False`: it is a canonical dump).
+    """
+    target = _real(Path(path))
     if target.is_dir():
         raise PlanFileError("this is a directory", file=target, hint="name a .yaml file to write")
     if not target.parent.exists():
         raise PlanFileError("folder does not exist", file=target, hint="create the folder first")
-    data = (dumps_plan(plan) if text is None else text).encode("utf-8")
+    canonical_text = dumps_plan(plan) if text is None else text
+    new_text = canonical_text
+    if keep_comments and target.is_file():
+        from .comments import keep_comments as keep
+
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            new_text = keep(target.read_bytes().decode("utf-8-sig"), new_text)
+    data = new_text.encode("utf-8")
     atomic_write_bytes(target, data)
+    digest = hashlib.sha256(data).hexdigest()
+    remember_digest(plan, digest)
     if len(data) >= CACHE_MIN_BYTES:
-        _write_cache(target, hashlib.sha256(data).hexdigest(), plan, canonical=True)
+        _write_cache(target, digest, plan, canonical=new_text == canonical_text)
+
+
+# `revision` is a top-level key, so in any plan file it starts a line of its own, unindented.
+_REVISION_LINE = re.compile(rb"^revision:[ \t]*(\d+)[ \t]*(?:#.*)?\r?$", re.MULTILINE)
+
+
+def revision_on_disk(data: bytes) -> int:
+    """A plan file's revision, read from its own line; the whole file is parsed only if that fails."""
+    # Counted with bytes.count (memchr speed) rather than a multi-line regex over a file of many MB.
+    at_start = data.startswith(b"revision:")
+    if data.count(b"\nrevision:") + at_start == 1:
+        found = _REVISION_LINE.match(data, 0 if at_start else data.find(b"\nrevision:") + 1)
+        if found:
+            return int(found.group(1))
+    return loads_plan(data.decode("utf-8-sig")).revision

@@ -21,6 +21,7 @@ from daplan_xlsx.cli import cli
 from daplan_xlsx.master import MasterContent, master_content, write_master
 from daplan_xlsx.model import Plan
 from daplan_xlsx.planfile import load_plan
+from daplan_xlsx.record import append_lines
 
 TODAY = fixed_clock().date()
 DASH = L.DASHBOARD_SHEET
@@ -237,8 +238,17 @@ def test_cells_changed_since_the_last_publication_carry_a_note(tmp_path: Path) -
     assert "by Area Commanders (from a.xlsx)" in note and note.endswith("Was: (empty)")
 
     # Publishing clears the marks; a later change is marked again, and only it.
-    J.record_publication(
-        loop.plan_path, loop.plan.revision, tmp_path / "p.md", "md", fixed_clock().isoformat()
+    append_lines(
+        loop.plan_path,
+        [
+            {
+                "event": "publish",
+                "time": fixed_clock().isoformat(),
+                "revision": loop.plan.revision,
+                "file": str(tmp_path / "p.md"),
+                "format": "md",
+            }
+        ],
     )
     assert (
         _comments(

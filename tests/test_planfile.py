@@ -727,13 +727,13 @@ def test_dumps_plan_after_splices_only_over_a_canonical_file(
     calls: list[str] = []
     real = planfile.splice_plan
     monkeypatch.setattr(planfile, "splice_plan", lambda *a: calls.append("splice") or real(*a))
-    assert planfile.dumps_plan_after(changed, cached, original) == dumps_plan(changed)
+    assert planfile.dumps_plan_after(changed, cached, original)[0] == dumps_plan(changed)
     assert calls == ["splice"]
     # A file only loaded (perhaps written by hand) is re-dumped in full.
     cached.write_bytes(original + b"# a comment\n")
     load_plan(cached)
     calls.clear()
-    assert planfile.dumps_plan_after(changed, cached, cached.read_bytes()) == dumps_plan(changed)
+    assert planfile.dumps_plan_after(changed, cached, cached.read_bytes())[0] == dumps_plan(changed)
     assert calls == []
 
 
@@ -751,7 +751,7 @@ def test_dumps_plan_after_takes_the_base_plan_when_the_cache_is_its_very_bytes(
     monkeypatch.setattr(
         planfile._Cache, "model_validate_json", lambda *a, **k: validated.append(True) or real(*a, **k)
     )
-    assert planfile.dumps_plan_after(changed, cached, original, base=base) == dumps_plan(changed)
+    assert planfile.dumps_plan_after(changed, cached, original, base=base)[0] == dumps_plan(changed)
     assert validated == []
 
 
@@ -762,4 +762,4 @@ def test_dumps_plan_after_does_not_believe_a_base_that_differs_from_the_file(cac
     changed = load_plan(cached)
     changed.areas[0].actions[0].response = "spliced"
     original = cached.read_bytes()
-    assert planfile.dumps_plan_after(changed, cached, original, base=base) == dumps_plan(changed)
+    assert planfile.dumps_plan_after(changed, cached, original, base=base)[0] == dumps_plan(changed)
