@@ -428,13 +428,142 @@ def merge(
 
 @cli.command()
 @plan_argument
-@click.argument("outbox", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Workbook to write.")
+@key_file_option
+def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
+    """Write a workbook of the plan's open items to settle in Excel, then merge it back like a return.
+
+    Every conflict and refused value still open is listed with its candidates beside the action as it now
+    stands; type or choose the value you want in the yellow cells. Each field you change settles its open
+    items. Made from the record, it can be made at any time (exit 1 when there is nothing open).
+    """
+    from .mergeview import write_conflicts_workbook
+    from .openitems import open_items
+    from .record import Record, check_output
+    from .signing import load_key
+
+    check_output(output, plan_path=plan, what="workbook")
+    rec = Record(plan)  # read only: no lock
+    p = rec.load()
+    items = open_items(rec.entries())
+    key = load_key(key_file) if key_file else None
+    if write_conflicts_workbook(p, items, output, key) is None:
+        click.echo("No open items on record: nothing to settle, no workbook written.")
+        sys.exit(EXIT_ATTENTION if items else EXIT_OK)
+    actions = len({i.action_id for i in items})
+    click.echo(
+        f"Wrote {output}: {len(items)} open item(s) on {actions} action(s). Settle the yellow cells, then: "
+        f"daplan merge {plan} {output}"
+    )
+
+
+def _settled(outcome: Any, rec: Any) -> None:
+    rec.commit(outcome.plan, outcome.lines)
+    for line in outcome.messages:
+        click.echo(line)
+    if outcome.lines:
+        click.echo(f"Plan now at revision {outcome.plan.revision}.")
+
+
+@cli.command()
+@plan_argument
+@click.argument("action_id", metavar="ACTION")
+@click.argument("field_name", metavar="FIELD")
+@click.option(
+    "--take", metavar="CANDIDATE", help="A candidate's number, return file or recipient; or `current`."
+)
+@click.option("--value", metavar="TEXT", help="Settle with this value instead.")
+@click.option("--reason", default="", help="Why: kept on record with the settlement.")
+def resolve(
+    plan: Path, action_id: str, field_name: str, take: str | None, value: str | None, reason: str
+) -> None:
+    """Settle the open items of one field of one action: take a candidate, keep the current value, or type one.
+
+    \b
+      daplan resolve plan.yaml IN-3 status --take 2 --reason "confirmed with the DCI"
+      daplan resolve plan.yaml IN-3 lead --take current --reason "lead unchanged"
+      daplan resolve plan.yaml IN-3 response --value "Agreed wording" --reason "board 12 March"
+    """
+    from .openitems import who
+    from .settle import resolve as run_resolve
+    from .writer import utc_now
+
+    with _record(plan) as rec:
+        p = rec.load()
+        outcome = run_resolve(
+            p,
+            rec.entries(),
+            action_id,
+            field_name,
+            take=take,
+            value=value,
+            reason=reason,
+            who=who(),
+            now=utc_now(),
+        )
+        _settled(outcome, rec)
+
+
+@cli.command()
+@plan_argument
+def recheck(plan: Path) -> None:
+    """Look again at refused values after the lead register or status vocabulary changed.
+
+    A refused lead or status that is now valid is applied when the plan still holds the value the workbook
+    was issued with, or becomes a conflict when it does not. The rest stay open. Exit 1 while any is open.
+    """
+    from .openitems import open_items, who
+    from .settle import recheck as run_recheck
+    from .writer import utc_now
+
+    with _record(plan) as rec:
+        p = rec.load()
+        entries = rec.entries()
+        outcome = run_recheck(p, entries, who=who(), now=utc_now())
+        if outcome.lines:
+            _settled(outcome, rec)
+        else:
+            for line in outcome.messages:
+                click.echo(line)
+        left = open_items(rec.entries())
+    click.echo(f"{len(left)} open item(s) left on record.")
+    if left:
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
+@click.option(
+    "--to", "to_revision", type=click.IntRange(min=1), help="Undo every change after this revision."
+)
+def undo(plan: Path, to_revision: int | None) -> None:
+    """Revert the last merge or settlement (or every one after --to REVISION), from the journal.
+
+    The plan gets back the values it had; the undone returns can be merged again, their open items close
+    and the items they settled reopen. Refused when a later change touched the same field. The undo is
+    itself journalled.
+    """
+    from .openitems import who
+    from .settle import undo as run_undo
+    from .writer import utc_now
+
+    with _record(plan) as rec:
+        p = rec.load()
+        outcome = run_undo(p, rec.entries(), to=to_revision, who=who(), now=utc_now())
+        _settled(outcome, rec)
+
+
+@cli.command()
+@plan_argument
+@click.argument("outbox", required=False, type=click.Path(path_type=Path))
 @click.argument("inbox", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
-def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
+def status(plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool) -> None:
     """Per recipient: issued, returned (found in INBOX by issue id), merged (from the journal), outstanding.
 
-    Proposed new actions that a merge left unadded are counted too: they await `daplan merge --accept-new`.
+    Open items (conflicts and refused values awaiting you) are counted per return and listed per action; a
+    return with open items is "merged, N open". Proposed new actions that a merge left unadded are counted
+    too: they await `daplan merge --accept-new`. Without OUTBOX, the returns merged so far and the open items.
     """
     from .status import status_report
 
@@ -443,20 +572,25 @@ def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
+    if outbox is None:
+        for m in report["merged_returns"]:
+            state = f"merged, {m['open_items']} open" if m["open_items"] else "merged"
+            click.echo(f"{m['recipient'][:40]:<40} {Path(m['file']).name[:30]:<30} {state} {m['merged_at'][:19]}")
+        _echo_open_items(report)
+        return
     click.echo(f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged':<20}")
     for r in report["recipients"]:
         returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
-        click.echo(
-            f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {r['merged_at'][:19] or '-':<20}"
-        )
+        merged = r["merged_at"][:19] or "-"
+        if r["open_items"]:
+            merged = f"{merged} ({r['open_items']} open)"
+        click.echo(f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {merged}")
         if r["returned_earlier_issue"]:
             click.echo(
                 f"    returned a workbook issued before it was re-issued: {', '.join(r['returned_earlier_issue'])}"
             )
         if r["proposals_pending"]:
-            click.echo(
-                f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
-            )
+            click.echo(f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`")
     t = report["totals"]
     click.echo(
         f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
@@ -468,6 +602,20 @@ def status(plan: Path, outbox: Path, inbox: Path | None, as_json: bool) -> None:
         )
     if report["unmatched_files"]:
         click.echo("Not from this outbox: " + ", ".join(report["unmatched_files"]))
+    _echo_open_items(report)
+
+
+def _echo_open_items(report: dict[str, Any]) -> None:
+    items = report["open_items"]
+    if not items:
+        click.echo("No open items.")
+        return
+    click.echo(f"\nOpen items ({len(items)}), per action:")
+    for action_id, n in report["open_by_action"].items():
+        mine = [i for i in items if i["action_id"] == action_id]
+        fields = ", ".join(sorted({i["field"] for i in mine}))
+        click.echo(f"  {action_id:<10} {n} open ({fields}): {mine[0]['reason'][:70]}")
+    click.echo("Settle them: `daplan conflicts PLAN -o settle.xlsx`, `daplan resolve`, or `daplan recheck`.")
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from .errors import DaplanError, OutputExists
 from .merge import file_sha256
 from .model import Plan
 from .planfile import atomic_write_bytes
+from .record import is_bare_name
 from .writer import Clock, IssueInfo, utc_now, write_workbook
 
 MANIFEST = "manifest.json"
@@ -207,6 +208,14 @@ def read_manifest(outdir: Path, plan: Plan) -> dict[str, Any]:
             ):
                 raise DaplanError(
                     f"manifest.json: entry {n + 1} of {key!r} is damaged (it needs {', '.join(_ENTRY_KEYS)})",
+                    file=path,
+                    hint="re-run `daplan distribute` into an empty folder",
+                )
+            if not (is_bare_name(entry["file"]) and entry["file"].lower().endswith(".xlsx")):
+                # A name with a folder part would let a re-issue write outside the outbox (over the plan).
+                raise DaplanError(
+                    f"manifest.json: entry {n + 1} of {key!r} names the file {entry['file']!r}, which is not "
+                    "a workbook's bare name inside the outbox",
                     file=path,
                     hint="re-run `daplan distribute` into an empty folder",
                 )

@@ -18,6 +18,8 @@ from typing import Any
 from . import journal as J
 from . import layout as L
 from .model import Action, Area, Plan
+from .openitems import OpenItem, candidate_label, open_items
+from .record import real_plan_path
 from .writer import (
     Clock,
     IssueInfo,
@@ -57,6 +59,7 @@ class MasterContent:
     changes: list[dict[str, Any]] = field(default_factory=list)  # newest first
     marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (action id, field) -> comment
     returns: dict[str, Any] | None = None  # status.status_report, when a distribution exists
+    open_items: list[OpenItem] = field(default_factory=list)  # awaiting the owner
 
 
 def _closed_names(plan: Plan) -> list[str]:
@@ -97,7 +100,7 @@ def master_content(
     inbox: Path | None = None,
 ) -> MasterContent:
     """Gather the journal and, when a distribution exists, the state of its returns."""
-    entries = J.read_journal(J.journal_path(plan_path), plan.revision)
+    entries = J.read_journal(J.journal_path(real_plan_path(plan_path)), plan.revision)
     published = J.last_publication(entries)
     changes = [e for e in entries if e.get("action_id") and e.get("event") != "return"]
     changes.reverse()  # newest first; lines are appended in time order
@@ -111,6 +114,7 @@ def master_content(
         changes=changes,
         marks=change_marks(entries, published),
         returns=returns,
+        open_items=open_items(entries),
     )
 
 
@@ -295,6 +299,7 @@ class DashboardWriter:
 
         row = self.chart(first, last, note_row + 2)
         row = self.past_due(row + 1)
+        row = self.open_items(row + 1)
         if self.content.returns is not None:
             row = self.returns(row + 1)
         w.page_setup(ws)
@@ -363,6 +368,39 @@ class DashboardWriter:
             row += 1
         return row
 
+    def open_items(self, row: int) -> int:
+        """The conflicts and refused values still awaiting the owner, per action and field."""
+        w, ws = self.w, self.ws
+        items = self.content.open_items
+        title = f"Open items awaiting the plan owner: {len(items)}"
+        w.text(ws, row, 0, title, w.fmt("dash_section"))
+        row += 1
+        if not items:
+            w.text(ws, row, 0, "None.", w.fmt("note"))
+            return row + 1
+        for c, header in enumerate(("Why", "ID", "Field", "Item")):
+            w.text(ws, row, c, header, w.fmt("header"))
+        ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
+        w.text(ws, row, 4, "Candidates", w.fmt("header"))
+        row += 1
+        for item in items:
+            reason = (
+                item.reason
+                if len(item.reason) <= _ACTION_TEXT_LIMIT
+                else item.reason[:_ACTION_TEXT_LIMIT] + "…"
+            )
+            w.text(ws, row, 0, reason, w.fmt("dash_cell"))
+            w.text(ws, row, 1, item.action_id, w.fmt("dash_cell"))
+            w.text(ws, row, 2, item.field, w.fmt("dash_cell"))
+            w.text(ws, row, 3, item.item, w.fmt("dash_cell"))
+            ws.merge_range(row, 4, row, 7, "", w.fmt("dash_cell"))
+            w.text(
+                ws, row, 4, "; ".join(candidate_label(c) for c in item.candidates)[:500], w.fmt("dash_cell")
+            )
+            ws.set_row(row, L.LINE_HEIGHT * 2)
+            row += 1
+        return row
+
     def returns(self, row: int) -> int:
         w, ws = self.w, self.ws
         report = self.content.returns or {}
@@ -381,7 +419,10 @@ class DashboardWriter:
             w.text(ws, row, 0, rec["recipient"], w.fmt("dash_cell"))
             w.number(ws, row, 1, rec["actions"], "dash_count")
             w.text(ws, row, 2, "Yes" if rec["returned"] else "No", w.fmt("dash_cell"))
-            w.text(ws, row, 3, _day(rec["merged_at"])[:10] if rec["merged_at"] else "No", w.fmt("dash_cell"))
+            merged = _day(rec["merged_at"])[:10] if rec["merged_at"] else "No"
+            if rec.get("open_items"):
+                merged = f"{merged}, {rec['open_items']} open"
+            w.text(ws, row, 3, merged, w.fmt("dash_cell"))
             w.text(
                 ws,
                 row,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import journal as J
+from . import openitems as O
 from .container import open_container
 from .distribute import read_manifest
 from .errors import DaplanError
@@ -23,7 +24,50 @@ def issue_id_of(path: Path) -> str | None:
     return reading.meta.issue_id if reading.meta else None
 
 
-def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None = None) -> dict[str, Any]:
+def status_report(
+    plan: Plan, plan_path: Path, outbox: Path | None = None, inbox: Path | None = None
+) -> dict[str, Any]:
+    """Per recipient of the outbox: issued, returned, merged, open items, outstanding; and the plan's open
+    items per action. Without an outbox, the merged returns come from the journal alone."""
+    from .record import real_plan_path
+
+    entries = J.read_journal(J.journal_path(real_plan_path(plan_path)), plan.revision)
+    items = O.open_items(entries)
+    open_actions = O.open_by_action(entries)
+    open_items = [
+        {
+            "item": i.item,
+            "kind": i.kind,
+            "action_id": i.action_id,
+            "field": i.field,
+            "reason": i.reason,
+            "candidates": len(i.candidates),
+            "opened_at": i.time,
+        }
+        for i in items
+    ]
+    by_issue: dict[str, int] = {}
+    for i in items:
+        for issued in {str(c.get("issue_id") or "") for c in i.candidates}:
+            by_issue[issued] = by_issue.get(issued, 0) + 1
+    if outbox is None:
+        merged_rows = [
+            {
+                "recipient": m.recipient,
+                "file": m.file,
+                "issue_id": m.issue_id,
+                "merged_at": m.time,
+                "open_items": by_issue.get(m.issue_id, 0),
+            }
+            for m in J.merged_returns(entries)
+        ]
+        return {
+            "plan_id": plan.id,
+            "plan_revision": plan.revision,
+            "merged_returns": merged_rows,
+            "open_items": open_items,
+            "open_by_action": open_actions,
+        }
     manifest = read_manifest(outbox, plan)
     returned: dict[str, list[str]] = {}
     unmatched: list[str] = []
@@ -38,7 +82,6 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
                 unmatched.append(path.name)
             else:
                 returned.setdefault(issue, []).append(path.name)
-    entries = J.read_journal(J.journal_path(plan_path), plan.revision)
     merged = {m.issue_id: m for m in J.merged_returns(entries)}
     pending = _proposals_pending(entries)
     # Returns of an issue replaced by `distribute --only --force` are shown with the recipient's current one.
@@ -62,6 +105,7 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
                 "returned_earlier_issue": sorted(earlier_issues.get(wb["recipient"], [])),
                 "merged_at": m.time if m else "",
                 "proposals_pending": pending.get(issue, 0),
+                "open_items": by_issue.get(issue, 0),
                 "outstanding": not files and m is None,
             }
         )
@@ -77,8 +121,11 @@ def status_report(plan: Plan, plan_path: Path, outbox: Path, inbox: Path | None 
             "merged": sum(1 for r in rows if r["merged_at"]),
             "outstanding": sum(1 for r in rows if r["outstanding"]),
             "proposals_pending": sum(r["proposals_pending"] for r in rows),
+            "open_items": len(items),
         },
         "unmatched_files": unmatched + foreign,
+        "open_items": open_items,
+        "open_by_action": open_actions,
     }
 
 

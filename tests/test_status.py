@@ -34,6 +34,7 @@ ROW_KEYS = {
     "returned_earlier_issue",
     "merged_at",
     "proposals_pending",
+    "open_items",
     "outstanding",
 }
 
@@ -76,6 +77,7 @@ def test_before_any_return_everything_is_outstanding(tmp_path: Path, make: Calla
             "merged": 0,
             "outstanding": n,
             "proposals_pending": 0,
+            "open_items": 0,
         }
         assert data["unmatched_files"] == []
         assert [r["recipient"] for r in data["recipients"]] == loop.recipients()
@@ -109,6 +111,7 @@ def test_returns_in_the_inbox_are_matched_by_issue_id(tmp_path: Path) -> None:
         "merged": 0,
         "outstanding": 1,
         "proposals_pending": 0,
+        "open_items": 0,
     }
     assert data["unmatched_files"] == []
     text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
@@ -135,6 +138,7 @@ def test_after_merge_the_merged_time_comes_from_the_journal(tmp_path: Path) -> N
         "merged": 1,
         "outstanding": 1,
         "proposals_pending": 0,
+        "open_items": 0,
     }
 
     # Merged, and the file since moved out of the inbox: merged, not outstanding.
