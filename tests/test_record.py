@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner, Result
@@ -373,7 +373,7 @@ class NeverLost(RuleBasedStateMachine):
     """Merge / settle / recheck / undo / export in any order: every value of every merged return is, at every
     step, applied (a live change line), open, or settled with a recorded reason."""
 
-    pool: list[Path] = []
+    pool: ClassVar[list[Path]] = []
 
     def __init__(self) -> None:
         super().__init__()
