@@ -581,7 +581,7 @@ class _Checker:
         return self._problem(loc, "is not a list", f"write one '- ...' line per item under {name}:")
 
     def _type_problem(self, loc: Loc, name: str, value: Any, raw: str, kind: str) -> Problem:
-        label = name if isinstance(loc[-1], str) else "item"
+        quoted = f"{name}: '{raw}'" if isinstance(loc[-1], str) else f"- '{raw}'"
         if kind != "string_type":
             model = _model_at(loc)
             keys = [k for k, f in model.model_fields.items() if f.is_required()] if model else []
@@ -597,19 +597,19 @@ class _Checker:
             return self._problem(
                 loc,
                 f"{raw} is read as true or false where text is expected",
-                f"put it in quotes: {label}: '{raw}'",
+                f"put it in quotes: {quoted}",
                 raw,
             )
         if isinstance(value, (dt.date, dt.datetime)):
             return self._problem(
                 loc,
                 f"{raw} is read as a date where text is expected",
-                f"put it in quotes: {label}: '{raw}'",
+                f"put it in quotes: {quoted}",
                 raw,
             )
         if isinstance(value, (int, float)):
             return self._problem(
-                loc, f"{raw} is a number where text is expected", f"put it in quotes: {label}: '{raw}'", raw
+                loc, f"{raw} is a number where text is expected", f"put it in quotes: {quoted}", raw
             )
         if isinstance(value, dict):
             text = ", ".join(f"{k}: {v}" for k, v in value.items())
@@ -710,7 +710,9 @@ class _Checker:
         match = _closest(value, valid)
         if match is not None:
             hint = f"did you mean {match!r}?"
-        elif valid and len(valid) <= _LIST_IN_HINT:
+        elif not valid:
+            hint = f"add it under `{section}` at the top of the plan, as `- name: {value}`"
+        elif len(valid) <= _LIST_IN_HINT:
             hint = f"use one of {', '.join(map(repr, valid))}, or add it under `{section}`"
         else:
             hint = f"add it under `{section}` at the top of the plan, or use a name listed there"

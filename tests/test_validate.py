@@ -559,3 +559,34 @@ def test_one_mistake_at_a_random_action_is_found_at_its_line(
     assert problem.action_id == re.sub(r"\s+", " ", str(expected_id)).strip()
     assert problem.field == field
     assert problem.message and problem.hint
+
+
+# --- whatever the text, validate answers, and agrees with load_plan -------------------------------------
+
+_EDIT_CHARS = st.sampled_from([*":-#'\"[]{}&*!|>\n\t x1é", "  ", ": ", "- ", "\n- ", "\n  "])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_edit_of_a_plan_gets_an_answer_that_agrees_with_load_plan(data: st.DataObject) -> None:
+    """Random edits of a valid plan's text: validate never fails itself, and calls a text valid exactly
+    when `load_plan` accepts it (a key given twice aside: the loader reads the last without a word)."""
+    text = dumps_plan(make_plan())
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        at = data.draw(st.integers(0, len(text)), label="at")
+        cut = data.draw(st.integers(0, 12), label="cut")
+        text = text[:at] + data.draw(_EDIT_CHARS, label="insert") + text[at + cut :]
+    report = check_text(text, "p.yaml")
+    for problem in report.problems:
+        assert problem.message and problem.hint is not None
+        assert problem.line is None or 1 <= problem.line <= text.count("\n") + 2
+        problem.text("p.yaml")
+    try:
+        loaded = loads_plan(text)
+    except Exception:
+        assert report.problems, "load_plan refuses what validate found valid"
+        return
+    duplicates = [p for p in report.problems if "is given twice here" in p.message]
+    assert report.problems == duplicates
+    if not duplicates:
+        assert report.plan == loaded
