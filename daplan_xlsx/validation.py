@@ -21,7 +21,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ Loc = tuple[Any, ...]
 # Enough for a plan whose every value is wrong: each round sets aside what the previous one found.
 _MAX_ROUNDS = 12
 # Lines quoted to get past "mapping values are not allowed" before giving up on the rest of the file.
-_MAX_REPAIRS = 200
+_MAX_REPAIRS = 100
 # Lists of valid values longer than this are not spelt out in a hint.
 _LIST_IN_HINT = 8
 
@@ -136,12 +136,12 @@ def check_text(text: str, file: str = "plan.yaml") -> Report:
     # Syntax errors were found before the document could be built: name their action and field now.
     problems = [_place_syntax_problem(p, builder) for p in problems]
     if not isinstance(data, dict):
-        problems += builder.problems
+        problems += builder.named_problems()
         problems.append(_not_a_plan(_line(root)))
         return Report(file, _sorted(problems))
     checker = _Checker(data, builder)
     plan, found = checker.run()
-    problems += [checker.named(p) for p in builder.problems]
+    problems += builder.named_problems()
     problems += found
     return Report(file, _sorted(problems), plan if not problems else None)
 
@@ -226,8 +226,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, lines: list[str]) -> tuple[Proble
         hint = "the quote opened here is never closed: close it, or double a ' inside '...' text"
     elif "expected" in what or "block" in str(exc.context or ""):
         hint = "check this line's indentation against the lines above"
-    problem = Problem(line + 1, None, "", message, hint, suggestion=fixed.strip() if fixed else None)
-    return Problem(**{**problem.__dict__, "column": column + 1}), fixed
+    suggestion = fixed.strip() if fixed else None
+    return Problem(line + 1, None, "", message, hint, suggestion, column + 1), fixed
 
 
 def _quoted_value(line: str, column: int) -> str | None:
@@ -250,7 +250,7 @@ def _place_syntax_problem(problem: Problem, builder: _Builder) -> Problem:
     if path is None:
         return problem
     action_id, name = _place(path, builder.nodes)
-    return Problem(**{**problem.__dict__, "action_id": action_id, "field": name})
+    return replace(problem, action_id=action_id, field=name)
 
 
 # --- from nodes to data, remembering where each value was -----------------------------------------------
@@ -261,7 +261,7 @@ class _Builder:
 
     Unlike the loader, it goes on past a value it cannot construct (a date that does not exist) and notes
     a key given twice in one mapping, which the loader silently reads as the last one. Its problems name
-    their place by path; `_Checker.named` turns that into the action's id and field.
+    their place by path, named by the action's id and field once the whole document is built.
     """
 
     def __init__(self) -> None:
@@ -269,7 +269,7 @@ class _Builder:
         self.nodes: dict[Loc, yaml.Node] = {}  # path -> value node
         self.keys: dict[Loc, yaml.Node] = {}  # path -> key node
         self.key_lines: dict[int, Loc] = {}  # line of a key -> its path
-        self.problems: list[Problem] = []
+        self.problems: list[tuple[Problem, Loc]] = []  # each with the path of its place
         self.unreadable: set[Loc] = set()  # values reported here and left out of the data
         self._open: set[int] = set()  # nodes being built: an alias may point back up the tree
 
@@ -298,9 +298,16 @@ class _Builder:
     def _report(
         self, node: yaml.Node, path: Loc, message: str, hint: str, suggestion: str | None = None
     ) -> None:
-        where = planfile.format_loc(path)
         column = int(node.start_mark.column) + 1
-        self.problems.append(Problem(_line(node), None, where, message, hint, suggestion, column))
+        self.problems.append((Problem(_line(node), None, "", message, hint, suggestion, column), path))
+
+    def named_problems(self) -> list[Problem]:
+        """The problems found while building, named by action and field (every id is known by now)."""
+        named = []
+        for problem, path in self.problems:
+            action_id, name = _place(path, self.nodes)
+            named.append(replace(problem, action_id=action_id, field=name))
+        return named
 
     def _scalar(self, node: yaml.ScalarNode, path: Loc) -> Any:
         if node.tag == _STR_TAG:
@@ -444,14 +451,6 @@ class _Checker:
         if cross_field_left:
             self.problems += self._cross_field_problems()
         return None, self.problems
-
-    def named(self, problem: Problem) -> Problem:
-        """A problem found while building the data, named by its action's id and field."""
-        if problem.action_id is not None or not problem.field:
-            return problem
-        loc = _parse_path(problem.field)
-        action_id, name = _place(loc, self.builder.nodes)
-        return Problem(**{**problem.__dict__, "action_id": action_id, "field": name})
 
     # -- where ------------------------------------------------------------------------------------------
 
