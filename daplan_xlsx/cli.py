@@ -137,7 +137,7 @@ def new(
     click.echo(f"Wrote {output}: {len(plan.areas)} areas, {n} actions, no leads yet.")
     click.echo("Next: list your lead roles and give each action its lead(s):")
     if "edit" in cli.commands:
-        click.echo(f"  in Excel: daplan edit {output} -o owner.xlsx, then daplan apply {output} owner.xlsx")
+        click.echo(f"  in Excel: daplan edit {shown} -o owner.xlsx, then daplan apply {shown} owner.xlsx")
         click.echo(f"  or in {output}: the roles under `leads:`, and each action's `leads:`")
     else:
         click.echo(f"  in {output}: the roles under `leads:`, and each action's `leads:`")

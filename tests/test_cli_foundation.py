@@ -181,9 +181,25 @@ def test_new_leaves_out_the_templates_notes_and_says_how_to_go_on(
     assert lines[0] == f"Wrote {out}: 2 areas, 4 actions, no leads yet."
     assert lines[1] == "Next: list your lead roles and give each action its lead(s):"
     assert f"in {out}: the roles under `leads:`, and each action's `leads:`" in result.stdout
-    if "edit" in cli.commands:
-        assert f"daplan edit {out} -o owner.xlsx" in result.stdout
     assert lines[-1] == f"Then check it: daplan validate {out}"
+
+
+def test_new_points_to_the_owners_workbook_when_there_is_one(
+    tmp_path: Path, mini_templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    if "edit" not in cli.commands:  # `daplan edit` and `apply` come with the owner's workbook
+        monkeypatch.setitem(cli.commands, "edit", click.Command("edit"))
+    out = tmp_path / "my plan.yaml"
+    result = run("new", "-t", "mini", "--force-name", "Gwent Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "Next: list your lead roles and give each action its lead(s):",
+        f'  in Excel: daplan edit "{out}" -o owner.xlsx, then daplan apply "{out}" owner.xlsx',
+        f"  or in {out}: the roles under `leads:`, and each action's `leads:`",
+        f'Then check it: daplan validate "{out}"',
+    ]
 
 
 @needs_hmic
