@@ -61,7 +61,7 @@ def cli(ctx: click.Context, debug: bool, wait: float | None) -> None:
     The plan lives in one YAML file. Typical loop:
 
     \b
-      daplan new --template hmic-2014 --force "North Wales Police" -o plan.yaml
+      daplan new --template hmic-2014 --force-name "North Wales Police" -o plan.yaml
       daplan validate plan.yaml
       daplan build plan.yaml -o master.xlsx
 
@@ -97,58 +97,108 @@ def _load(path: Path) -> Any:
     return load_plan(path)
 
 
-@cli.command()
+# `--force NAME` named the force until `--force` came to mean "overwrite" as in the other commands; the old
+# form is still understood for one release (see `new`).
+_FORCE_NAME_MOVED = "--force NAME is now --force-name NAME; --force alone means overwrite"
+
+
+@cli.command(context_settings={"allow_extra_args": True})
 @click.option("--template", "-t", default="hmic-2014", show_default=True, help="Template to start from.")
-@click.option("--force", "force_name", help='Name of the police force, e.g. "North Wales Police".')
+@click.option("--force-name", help='Name of the police force, e.g. "North Wales Police".')
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Plan file to create.")
 @click.option("--list-templates", is_flag=True, help="List the bundled templates and exit.")
-@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--overwrite", is_flag=True, hidden=True, help="The same as --force.")
+@click.pass_context
 def new(
-    template: str, force_name: str | None, output: Path | None, list_templates: bool, overwrite: bool
+    ctx: click.Context,
+    template: str,
+    force_name: str | None,
+    output: Path | None,
+    list_templates: bool,
+    force: bool,
+    overwrite: bool,
 ) -> None:
     """Start a new plan file from a template.
 
     The plan gets the template's capability areas, national actions, statuses and glossary, with empty
-    responses and no leads yet: add your lead roles under `leads:` and assign them to actions.
+    responses, no leads yet and none of the template's own notes: it is your force's plan from the start.
     """
     from . import templates
     from .errors import OutputExists
     from .planfile import save_plan
 
+    if ctx.args:
+        if len(ctx.args) == 1 and force and not force_name:
+            # The old form `new --force "North Wales Police"`: the name was --force's value.
+            force_name, force = ctx.args[0], False
+            click.echo(_FORCE_NAME_MOVED, err=True)
+        else:
+            raise click.UsageError(f"Got unexpected extra argument ({' '.join(ctx.args)})")
     if list_templates:
         for name, title in templates.list_templates().items():
             click.echo(f"{name}\t{title}")
         return
     if not force_name or output is None:
-        raise click.UsageError("give --force NAME and -o PLAN.yaml (or --list-templates)")
-    if output.exists() and not overwrite:
+        raise click.UsageError("give --force-name NAME and -o PLAN.yaml (or --list-templates)")
+    if output.exists() and not (force or overwrite):
         raise OutputExists(
-            "the plan file already exists", file=output, hint="choose another path or pass --overwrite"
+            "the plan file already exists", file=output, hint="choose another path or pass --force"
         )
     plan = templates.new_plan(template, force_name)
     save_plan(plan, output)
     n = len(plan.iter_actions())
-    click.echo(
-        f"Wrote {output}: {len(plan.areas)} areas, {n} actions. Next: add leads, then `daplan validate`."
-    )
+    shown = f'"{output}"' if any(ch.isspace() for ch in str(output)) else str(output)
+    click.echo(f"Wrote {output}: {len(plan.areas)} areas, {n} actions, no leads yet.")
+    click.echo("Next: list your lead roles and give each action its lead(s):")
+    if "edit" in cli.commands:
+        click.echo(f"  in Excel: daplan edit {shown} -o owner.xlsx, then daplan apply {shown} owner.xlsx")
+        click.echo(f"  or in {output}: the roles under `leads:`, and each action's `leads:`")
+    else:
+        click.echo(f"  in {output}: the roles under `leads:`, and each action's `leads:`")
+    click.echo(f"Then check it: daplan validate {shown}")
 
 
 @cli.command()
 @click.argument("plans", nargs=-1, required=True, type=click.Path(path_type=Path))
-def validate(plans: tuple[Path, ...]) -> None:
-    """Check plan files against the model and its rules (exit 0 when all are valid, 2 otherwise)."""
-    from .planfile import load_plan
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the problems as a JSON list of objects "
+    "(file, line, column, action_id, field, message, hint, suggestion).",
+)
+def validate(plans: tuple[Path, ...], as_json: bool) -> None:
+    """Check plan files against the model and its rules, listing every problem (exit 0 when all are valid,
+    2 otherwise).
 
-    failed = 0
-    for path in plans:
-        try:
-            plan = load_plan(path)
-        except DaplanError as exc:
-            failed += 1
-            click.echo(f"Error: {exc.one_line()}", err=True)
-            continue
-        click.echo(f"{path}: valid ({len(plan.areas)} areas, {len(plan.iter_actions())} actions)")
-    if failed:
+    Each problem is one line, `plan.yaml:LINE: ACTION-ID field: what is wrong; what to do`, with the
+    nearest valid lead, status or key where there is one.
+    """
+    from .validation import check_file
+
+    reports = [check_file(path) for path in plans]
+    bad = [r for r in reports if not r.valid]
+    if as_json:
+        items = [p.as_json(r.file) for r in reports for p in r.problems]
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            if report.valid and report.plan is not None:
+                plan = report.plan
+                click.echo(
+                    f"{report.file}: valid ({len(plan.areas)} areas, {len(plan.iter_actions())} actions)"
+                )
+            for problem in report.problems:
+                click.echo(problem.text(report.file))
+    if bad:
+        count = sum(len(r.problems) for r in bad)
+        files = ", ".join(r.file for r in bad)
+        noun = "problem" if count == 1 else "problems"
+        click.echo(
+            f"Error: {count} {noun} ({files}): fix each line listed and run `daplan validate` again",
+            err=True,
+        )
         sys.exit(EXIT_UNUSABLE)
 
 
@@ -657,7 +707,7 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"daplan demo: the whole loop on the West Yorkshire 2014 plan, in {folder}/")
     click.secho("\n== 1. A plan of your own ==", bold=True)
     click.echo(
-        f"Copied the bundled example to {plan}. (Start yours with: daplan new --force NAME -o plan.yaml)"
+        f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
     step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
@@ -752,9 +802,15 @@ def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None
     type=click.Path(path_type=Path),
     help="YAML or JSON mapping of status words to status names, e.g. {Purple: Embedded}.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--overwrite", is_flag=True, hidden=True, help="The same as --force.")
 def import_command(
-    workbook: Path, output: Path, force_name: str | None, status_map: Path | None, overwrite: bool
+    workbook: Path,
+    output: Path,
+    force_name: str | None,
+    status_map: Path | None,
+    force: bool,
+    overwrite: bool,
 ) -> None:
     """Adopt a plan kept as an ordinary workbook: write it as a plan file.
 
@@ -771,9 +827,9 @@ def import_command(
         raise OutputExists(
             "the output is the workbook itself", file=output, hint="name a .yaml file to write"
         )
-    if output.exists() and not overwrite:
+    if output.exists() and not (force or overwrite):
         raise OutputExists(
-            "the plan file already exists", file=output, hint="choose another path or pass --overwrite"
+            "the plan file already exists", file=output, hint="choose another path or pass --force"
         )
     mapping = load_status_map(status_map) if status_map is not None else None
     result = import_workbook(workbook, force_name=force_name, status_map=mapping)

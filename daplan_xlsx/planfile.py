@@ -87,6 +87,16 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def validate_hint(source: object) -> str:
+    """Where to turn when a plan file is broken: `daplan validate` lists every problem, with its line."""
+    name = str(source)
+    if not name or name.startswith("<"):
+        name = "PLAN"
+    elif any(ch.isspace() for ch in name):
+        name = f'"{name}"'
+    return f"run `daplan validate {name}` to list every problem"
+
+
 def validation_error(exc: ValidationError, source: object) -> PlanInvalid:
     """The first problem of a pydantic error, as one PlanInvalid naming its place."""
     err = exc.errors(include_url=False)[0]
@@ -95,7 +105,7 @@ def validation_error(exc: ValidationError, source: object) -> PlanInvalid:
     if err["type"] == TEXT_ERROR:
         ctx = err.get("ctx") or {}
         where = f"{where}.{ctx['field']}" if where else str(ctx["field"])
-        message, hint = str(ctx["problem"]), PlanInvalid.hint
+        message, hint = str(ctx["problem"]), "correct the value named"
     elif err["type"] == "extra_forbidden":
         message = f"unknown key {str(err['loc'][-1])!r}"
         hint = "remove it or fix its spelling (see `daplan schema`)"
@@ -104,11 +114,12 @@ def validation_error(exc: ValidationError, source: object) -> PlanInvalid:
         hint = "add it (see `daplan schema`)"
     else:
         message = message.removeprefix("Value error, ")
-        hint = PlanInvalid.hint
+        hint = "correct the value named"
     if not where and ": " in message:
         # Cross-field rules report their own path at the start of the message.
         where, message = message.split(": ", 1)
     extra = f" ({len(exc.errors())} problems in all)" if exc.error_count() > 1 else ""
+    hint = f"{hint}, or {validate_hint(source)}"
     return PlanInvalid(message + extra, file=source, where=where or None, hint=hint)
 
 
@@ -166,17 +177,20 @@ def loads_plan(text: str, source: object = "<plan>") -> Plan:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
         problem = exc.problem or exc.context or "YAML syntax error"
         raise PlanFileError(
-            f"YAML syntax error: {problem}", file=source, where=where, hint="fix the YAML at that line"
+            f"YAML syntax error: {problem}",
+            file=source,
+            where=where,
+            hint=f"fix the YAML at that line, or {validate_hint(source)}",
         ) from exc
     except yaml.YAMLError as exc:
-        raise PlanFileError(f"YAML error: {exc}", file=source) from exc
+        raise PlanFileError(f"YAML error: {exc}", file=source, hint=validate_hint(source)) from exc
     except (ValueError, TypeError, AttributeError) as exc:
         # PyYAML's date constructor raises plain exceptions for a date that does not exist (2014-02-30).
         raise PlanFileError(
             f"a value that looks like a date is not a valid date ({exc})",
             file=source,
             where=_bad_timestamp_line(text),
-            hint="write dates as YYYY-MM-DD with a real day and month",
+            hint=f"write dates as YYYY-MM-DD with a real day and month, or {validate_hint(source)}",
         ) from exc
     return parse_plan(data, source)
 

@@ -54,7 +54,11 @@ def load_template(name: str) -> Plan:
 
 
 def new_plan(template: str, force: str) -> Plan:
-    """A fresh plan for `force` from a template: new plan id, revision 1, empty responses."""
+    """A fresh plan for `force` from a template: new plan id, revision 1, empty responses.
+
+    The template's notes are left out: they are its editors' notes (which published plan each wording came
+    from), not the force's; a force's plan starts with notes of its own to write.
+    """
     plan = load_template(template)
     data = plan.model_dump()
     data.update(
@@ -67,5 +71,5 @@ def new_plan(template: str, force: str) -> Plan:
     first_status = plan.statuses[0].name
     for area in data["areas"]:
         for action in area["actions"]:
-            action.update(response="", status=first_status, updated=None, updated_by="", due=None)
+            action.update(response="", status=first_status, updated=None, updated_by="", due=None, notes="")
     return Plan.model_validate(data)

@@ -69,7 +69,7 @@ def mini_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @needs_hmic
 def test_new_from_the_hmic_template(tmp_path: Path) -> None:
     out = tmp_path / "plan.yaml"
-    result = run("new", "--template", "hmic-2014", "--force", "North Wales Police", "-o", out)
+    result = run("new", "--template", "hmic-2014", "--force-name", "North Wales Police", "-o", out)
     assert result.exit_code == 0, result.output
     assert str(out) in result.stdout
     plan = load_plan(out)
@@ -90,7 +90,7 @@ def test_new_from_the_hmic_template(tmp_path: Path) -> None:
 def test_new_from_a_template(tmp_path: Path, mini_templates: Path) -> None:
     """Works from any bundled template: fresh id, the force's title, responses and progress cleared."""
     out = tmp_path / "plan.yaml"
-    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out)
+    result = run("new", "--template", "mini", "--force-name", "Gwent Police", "-o", out)
     assert result.exit_code == 0, result.output
     plan = load_plan(out)
     template = make_plan()
@@ -104,24 +104,112 @@ def test_new_from_a_template(tmp_path: Path, mini_templates: Path) -> None:
     assert out.read_text(encoding="utf-8") == dumps_plan(plan)
 
     second = tmp_path / "second.yaml"
-    assert run("new", "-t", "mini", "--force", "Gwent Police", "-o", second).exit_code == 0
+    assert run("new", "-t", "mini", "--force-name", "Gwent Police", "-o", second).exit_code == 0
     assert load_plan(second).id != plan.id, "every new plan gets its own id"
 
 
 def test_new_refuses_to_overwrite(tmp_path: Path, mini_templates: Path) -> None:
     out = tmp_path / "plan.yaml"
     out.write_text("my precious plan\n", encoding="utf-8")
-    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out)
+    result = run("new", "--template", "mini", "--force-name", "Gwent Police", "-o", out)
     assert_one_line_error(result, str(out), "already exists")
     assert out.read_text(encoding="utf-8") == "my precious plan\n"
 
 
-def test_new_overwrites_when_asked(tmp_path: Path, mini_templates: Path) -> None:
+@pytest.mark.parametrize("flag", ["--force", "--overwrite"])
+def test_new_overwrites_when_asked(tmp_path: Path, mini_templates: Path, flag: str) -> None:
+    """`--force` means overwrite, as in the other commands; the old `--overwrite` still works."""
     out = tmp_path / "plan.yaml"
     out.write_text("old\n", encoding="utf-8")
-    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out, "--overwrite")
+    result = run("new", "--template", "mini", "--force-name", "Gwent Police", "-o", out, flag)
     assert result.exit_code == 0, result.output
     assert load_plan(out).force == "Gwent Police"
+    assert result.stderr == ""
+
+
+def test_new_with_the_old_force_name_form(tmp_path: Path, mini_templates: Path) -> None:
+    """`--force NAME` named the force before `--force` meant overwrite: understood, with a warning."""
+    out = tmp_path / "plan.yaml"
+    result = run("new", "--template", "mini", "--force", "Gwent Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "--force NAME is now --force-name NAME; --force alone means overwrite\n"
+    assert load_plan(out).force == "Gwent Police"
+
+
+def test_the_old_force_name_form_does_not_overwrite(tmp_path: Path, mini_templates: Path) -> None:
+    out = tmp_path / "plan.yaml"
+    out.write_text("my precious plan\n", encoding="utf-8")
+    result = run("new", "-t", "mini", "-o", out, "--force", "Gwent Police")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith("Error: the plan file already exists")
+    assert out.read_text(encoding="utf-8") == "my precious plan\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--force-name", "Gwent Police", "Dyfed-Powys Police"],  # a name given twice
+        ["--force", "Gwent Police", "Dyfed-Powys Police"],  # two leftovers
+        ["Gwent Police"],  # a leftover without --force
+    ],
+    ids=["with-force-name", "two-names", "no-force"],
+)
+def test_new_with_a_stray_argument_is_a_usage_error(
+    tmp_path: Path, mini_templates: Path, args: list[str]
+) -> None:
+    out = tmp_path / "plan.yaml"
+    result = run("new", "-t", "mini", "-o", out, *args)
+    assert result.exit_code == 2
+    assert "Usage:" in result.stderr and "unexpected extra argument" in result.stderr
+    assert not out.exists()
+
+
+def test_new_leaves_out_the_templates_notes_and_says_how_to_go_on(
+    tmp_path: Path, mini_templates: Path
+) -> None:
+    data = make_plan().model_dump()
+    data["areas"][0]["actions"][0]["notes"] = "Wording from the Avon and Somerset plan."
+    from daplan_xlsx.model import Plan
+
+    save_plan(Plan.model_validate(data), mini_templates / "mini.yaml")
+    out = tmp_path / "plan.yaml"
+    result = run("new", "-t", "mini", "--force-name", "Gwent Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert all(a.notes == "" for _, a in load_plan(out).iter_actions())
+    assert "notes:" not in out.read_text(encoding="utf-8")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Wrote {out}: 2 areas, 4 actions, no leads yet."
+    assert lines[1] == "Next: list your lead roles and give each action its lead(s):"
+    assert f"in {out}: the roles under `leads:`, and each action's `leads:`" in result.stdout
+    assert lines[-1] == f"Then check it: daplan validate {out}"
+
+
+def test_new_points_to_the_owners_workbook_when_there_is_one(
+    tmp_path: Path, mini_templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    if "edit" not in cli.commands:  # `daplan edit` and `apply` come with the owner's workbook
+        monkeypatch.setitem(cli.commands, "edit", click.Command("edit"))
+    out = tmp_path / "my plan.yaml"
+    result = run("new", "-t", "mini", "--force-name", "Gwent Police", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "Next: list your lead roles and give each action its lead(s):",
+        f'  in Excel: daplan edit "{out}" -o owner.xlsx, then daplan apply "{out}" owner.xlsx',
+        f"  or in {out}: the roles under `leads:`, and each action's `leads:`",
+        f'Then check it: daplan validate "{out}"',
+    ]
+
+
+@needs_hmic
+def test_the_hmic_template_notes_stay_in_the_template(tmp_path: Path) -> None:
+    """The template keeps its editors' notes (which plan each wording came from); a new plan has none."""
+    template = templates.load_template("hmic-2014")
+    assert any(a.notes for _, a in template.iter_actions())
+    out = tmp_path / "plan.yaml"
+    assert run("new", "--force-name", "North Wales Police", "-o", out).exit_code == 0
+    assert not any(a.notes for _, a in load_plan(out).iter_actions())
 
 
 def test_new_list_templates_in_a_folder(mini_templates: Path) -> None:
@@ -140,13 +228,13 @@ def test_new_list_templates_shows_hmic() -> None:
 
 def test_new_with_an_unknown_template(tmp_path: Path) -> None:
     out = tmp_path / "plan.yaml"
-    result = run("new", "--template", "no-such-template", "--force", "X", "-o", out)
+    result = run("new", "--template", "no-such-template", "--force-name", "X", "-o", out)
     assert_one_line_error(result, "no-such-template", "--list-templates")
     assert not out.exists()
 
 
 @pytest.mark.parametrize(
-    "args", [["--force", "X"], ["-o", "plan.yaml"], []], ids=["no-output", "no-force", "nothing"]
+    "args", [["--force-name", "X"], ["-o", "plan.yaml"], []], ids=["no-output", "no-force", "nothing"]
 )
 def test_new_without_force_or_output_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(cli, ["new", *args], prog_name="daplan")
@@ -167,46 +255,82 @@ def test_validate_a_good_plan(good: Path) -> None:
 
 def test_validate_a_bad_plan(bad: Path) -> None:
     result = run("validate", bad)
-    err = assert_one_line_error(result, str(bad), "areas[0].actions[1].status", "'Green'")
-    assert "not in the plan's statuses" in err
+    assert result.exit_code == 2
+    line = dumps_plan(make_plan()).splitlines().index("    status: On track") + 1
+    assert result.stdout == (
+        f"{bad}:{line}: LG-2 status: 'Green' is not in the plan's statuses; use one of 'Not started', "
+        "'On track', 'At risk', 'Off track', 'Complete', 'Embedded', 'Superseded', or add it under "
+        "`statuses:`\n"
+    )
+    assert result.stderr == (
+        f"Error: 1 problem ({bad}): fix each line listed and run `daplan validate` again\n"
+    )
 
 
 def test_validate_several_files_reports_each(good: Path, bad: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     result = run("validate", good, bad, missing)
     assert result.exit_code == 2
-    assert f"{good}: valid" in result.stdout
-    lines = result.stderr.splitlines()
-    assert len(lines) == 2 and all(line.startswith("Error: ") for line in lines)
-    assert str(bad) in lines[0] and str(missing) in lines[1]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{good}: valid")
+    assert lines[1].startswith(f"{bad}:") and "'Green'" in lines[1]
+    assert lines[2] == f"{missing}: file not found; check the path"
+    assert result.stderr == (
+        f"Error: 2 problems ({bad}, {missing}): fix each line listed and run `daplan validate` again\n"
+    )
     assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("content", "expected"),
     [
-        (b"id: p\ntitle: T\n  revision: 2\n", "line 3"),
-        (b"\x00\x01\x02binary", "binary"),
-        (b"title: caf\xe9\n", "UTF-8"),
-        (b"", "does not hold a plan"),
-        (b"- a\n- b\n", "does not hold a plan"),
+        (
+            b"id: p\ntitle: T\n  revision: 2\n",
+            ":3: YAML syntax error: mapping values are not allowed",
+        ),
+        (b"\x00\x01\x02binary", ": this is a binary file, not a YAML plan; name a .yaml file"),
+        (b"title: caf\xe9\n", ": not UTF-8 text (bad byte at offset 10); save the file as UTF-8"),
+        (b"", ": the file does not hold a plan"),
+        (b"- a\n- b\n", ":1: the file does not hold a plan"),
     ],
     ids=["yaml-syntax", "binary", "not-utf8", "empty", "list"],
 )
-def test_validate_unreadable_files(tmp_path: Path, content: bytes, fragment: str) -> None:
+def test_validate_unreadable_files(tmp_path: Path, content: bytes, expected: str) -> None:
     path = tmp_path / "plan.yaml"
     path.write_bytes(content)
-    assert_one_line_error(run("validate", path), str(path), fragment)
+    result = run("validate", path)
+    assert result.exit_code == 2
+    assert result.stdout.startswith(f"{path}{expected}"), result.stdout
+    assert result.stdout.count("\n") == 1
+    assert result.stderr.startswith("Error: 1 problem")
 
 
 def test_validate_a_directory(tmp_path: Path) -> None:
-    assert_one_line_error(run("validate", tmp_path), str(tmp_path), "directory")
+    result = run("validate", tmp_path)
+    assert result.exit_code == 2
+    assert result.stdout == f"{tmp_path}: this is a directory, not a plan file; name a .yaml file\n"
 
 
 def test_validate_a_plan_with_an_impossible_date(tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
-    path.write_text(dumps_plan(make_plan()).replace("due: 2015-03-31", "due: 2015-02-30"), encoding="utf-8")
-    assert_one_line_error(run("validate", path), str(path))
+    text = dumps_plan(make_plan()).replace("due: 2015-03-31", "due: 2015-02-30")
+    path.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    due: 2015-02-30") + 1
+    result = run("validate", path)
+    assert result.exit_code == 2
+    assert result.stdout == (
+        f"{path}:{line}: LG-2 due: 2015-02-30 is not a real date; write a date that exists, as YYYY-MM-DD\n"
+    )
+
+
+def test_other_commands_point_to_validate(bad: Path, tmp_path: Path) -> None:
+    """A command that needs the plan names its first problem and sends the owner to `daplan validate`."""
+    err = assert_one_line_error(run("show", bad), str(bad), "areas[0].actions[1].status")
+    assert err.rstrip().endswith(f"run `daplan validate {bad}` to list every problem")
+    broken = tmp_path / "broken plan.yaml"
+    broken.write_text("id: p\ntitle: T\ntarget: Phase 1: March 2027\n", encoding="utf-8")
+    err = assert_one_line_error(run("show", broken), "line 3")
+    assert err.rstrip().endswith(f'run `daplan validate "{broken}"` to list every problem')
 
 
 def test_validate_needs_a_file() -> None:

@@ -535,15 +535,17 @@ def test_unusable_input_exits_2_and_writes_nothing(
     assert snapshot(tmp_path) == before
 
 
-def test_existing_output_is_refused_unless_overwrite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--force", "--overwrite"])
+def test_existing_output_is_refused_unless_forced(tmp_path: Path, flag: str) -> None:
+    """`--force` overwrites, as in `new`; the old `--overwrite` still works."""
     source = odd_workbook(tmp_path)
     out = tmp_path / "plan.yaml"
     out.write_text("keep me\n", encoding="utf-8")
     before = snapshot(tmp_path)
-    line = assert_one_line_error(run(source, "-o", out), "already exists", "--overwrite")
+    line = assert_one_line_error(run(source, "-o", out), "already exists", "pass --force")
     assert line.startswith("Error: ")
     assert snapshot(tmp_path) == before
-    result = run(source, "-o", out, "--overwrite")
+    result = run(source, "-o", out, flag)
     assert result.exit_code == 1  # written, with rows for a person
     assert len(load_plan(out).iter_actions()) == 7
 
@@ -551,7 +553,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path: Path) -> None:
 def test_output_onto_the_source_is_refused(tmp_path: Path) -> None:
     source = odd_workbook(tmp_path)
     before = snapshot(tmp_path)
-    assert_one_line_error(run(source, "-o", source, "--overwrite"), "the workbook itself")
+    assert_one_line_error(run(source, "-o", source, "--force"), "the workbook itself")
     assert snapshot(tmp_path) == before
 
 

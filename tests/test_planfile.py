@@ -507,6 +507,45 @@ def test_bundled_plan_loads_validates_and_saves_byte_identical(path: Path, tmp_p
     assert copy.read_bytes() == path.read_bytes()
 
 
+# Words that would say where the project got a plan's text rather than what the published plan says.
+_PROVENANCE = re.compile(r"extract|seed|\bpdf\b|\.txt\b|shared/|\b\d{3}_[0-9a-f]{8}", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", BUNDLED)
+def test_bundled_text_speaks_of_the_published_plan_not_of_files(path: Path) -> None:
+    """Notes say "the published plan" or "the source text", never how the text reached this project."""
+    text = path.read_text(encoding="utf-8")
+    assert _PROVENANCE.search(text) is None, _PROVENANCE.search(text)
+
+
+def _west_yorkshire() -> dict[str, Any]:
+    path = ROOT / "examples" / "west-yorkshire-2014.yaml"
+    if not path.is_file():
+        pytest.skip("no West Yorkshire example")
+    return {a.id: a for _, a in load_plan(path).iter_actions()}
+
+
+def test_west_yorkshire_lg3_keeps_its_own_wording() -> None:
+    """The source prints "across the force area scrutiny and challenge"; the national wording's "subject
+    to" is not restored into it (its wording differs from Avon and Somerset's elsewhere too)."""
+    lg3 = _west_yorkshire()["LG-3"]
+    assert "[subject to]" not in lg3.action and "subject to" not in lg3.action
+    assert "across the force area scrutiny and challenge, this includes" in lg3.action
+    assert "threat/risk/harm/demand" in lg3.action
+    assert "as the West Yorkshire plan prints it" in lg3.notes
+    assert '"subject to scrutiny and challenge"' in lg3.notes
+
+
+def test_west_yorkshire_lg1_and_lg2_record_the_other_reading_of_their_leads() -> None:
+    actions = _west_yorkshire()
+    assert actions["LG-1"].leads == []
+    assert actions["LG-2"].leads == ["Chief Constable", "ACC Domestic Abuse"]
+    for ident in ("LG-1", "LG-2"):
+        notes = actions[ident].notes
+        assert "Another reading is that they belong one to each" in notes, ident
+        assert '"Chief Constable" to' in notes and '"ACC Domestic Abuse" to' in notes, ident
+
+
 # --- (e) the C and the pure-Python dumper agree ---------------------------------------------------------
 
 

@@ -38,6 +38,35 @@ def test_every_command_has_help(name: str) -> None:
     assert usage.startswith("Usage: ") and len(rest.split("\n\n")[0].strip()) > 20  # says what it does
 
 
+def _shell_commands(section: str) -> list[str]:
+    """The one-line commands of the ```sh blocks of a README section."""
+    return [
+        block.strip()
+        for block in re.findall(r"```sh\n(.*?)```", _section(section), re.DOTALL)
+        if "\n" not in block.strip()
+    ]
+
+
+def test_ci_runs_the_readmes_test_command_exactly() -> None:
+    """CI proves what the README promises: its last line is the README's test command, character for character."""
+    install, test = _shell_commands("Try it")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.rstrip("\n").splitlines()[-1] == test
+    assert ci.splitlines()[-2] == "# The README's test command:"
+    assert install.endswith(" demo") and "pip install ." in install
+
+
+def test_the_setup_commands_make_their_own_virtual_environment() -> None:
+    """They work where Python refuses installs outside a venv, and where only `python3` exists."""
+    for command in _shell_commands("Try it"):
+        assert command.startswith("python3 -m venv .venv && .venv/bin/pip install "), command
+        assert not re.search(r"(^|&& )python ", command), command
+    section = _section("Try it")
+    assert "py -m venv .venv; .venv\\Scripts\\pip install .; .venv\\Scripts\\daplan demo" in section
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".venv/" in ignored and "/daplan-demo/" in ignored
+
+
 def _workflow() -> list[list[str]]:
     block = re.search(r"```\n(.*?)```", _section("The workflow"), re.DOTALL)
     assert block is not None

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -34,6 +35,7 @@ _NOT_SOURCE = shutil.ignore_patterns(
     ".ruff_cache",
     "tests",
     "benchmarks",
+    "daplan-demo",
 )
 
 
@@ -67,6 +69,16 @@ class Installed:
         _run([sys.executable, "-m", "venv", "--system-site-packages", self.venv], cwd=base)
         self.python = self.venv / "bin" / "python"
         self.daplan = self.venv / "bin" / "daplan"
+        if sys.prefix != sys.base_prefix:
+            # The tests run in a virtual environment (the README's test command makes one): the new venv's
+            # "system" packages are the base Python's, without the dependencies. It sees this environment's
+            # packages through a .pth file instead; lines of a .pth only extend sys.path, so the editable
+            # install of the checkout found there is not activated.
+            site = _run(
+                [self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base
+            ).stdout.strip()
+            outer = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+            (Path(site) / "_outer_environment.pth").write_text("\n".join(outer) + "\n", encoding="utf-8")
         _run(
             [self.python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", self.wheel],
             cwd=base,
@@ -138,7 +150,7 @@ def test_installed_list_templates(installed: Installed) -> None:
 
 @needs_hmic
 def test_installed_new_from_the_hmic_template(installed: Installed) -> None:
-    result = installed.daplan_run("new", "--template", "hmic-2014", "--force", "X", "-o", "plan.yaml")
+    result = installed.daplan_run("new", "--template", "hmic-2014", "--force-name", "X", "-o", "plan.yaml")
     assert result.returncode == 0, result.stderr
     plan_file = installed.work / "plan.yaml"
     assert plan_file.is_file()
