@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import journal as J
+from .console import printable, shorten, when
 from .container import open_container
 from .distribute import read_manifest
 from .errors import DaplanError
@@ -94,3 +95,35 @@ def _proposals_pending(entries: list[dict[str, Any]]) -> dict[str, int]:
     for sha, n in J.proposals_pending(entries).items():
         out[issue_of[sha]] = out.get(issue_of[sha], 0) + n
     return out
+
+
+def render_status(report: dict[str, Any]) -> str:
+    """The status report as the terminal shows it: names cut to their column with an ellipsis, times in
+    UTC as a person reads them, every text from a plan or a file escaped (see console.printable)."""
+    lines = [f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged (UTC)':<20}"]
+    for r in report["recipients"]:
+        returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
+        merged = when(r["merged_at"]) if r["merged_at"] else "-"
+        lines.append(
+            f"{shorten(printable(r['recipient']), 40):<40} {r['actions']:>7}  "
+            f"{shorten(printable(returned), 28):<28} {merged:<20}".rstrip()
+        )
+        if r["returned_earlier_issue"]:
+            earlier = printable(", ".join(r["returned_earlier_issue"]))
+            lines.append(f"    returned a workbook issued before it was re-issued: {earlier}")
+        if r["proposals_pending"]:
+            lines.append(
+                f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
+            )
+    t = report["totals"]
+    lines.append(
+        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
+    )
+    if t["proposals_pending"]:
+        lines.append(
+            f"{t['proposals_pending']} proposed new action(s) not yet added: "
+            "merge their returns again with --accept-new."
+        )
+    if report["unmatched_files"]:
+        lines.append("Not from this outbox: " + printable(", ".join(report["unmatched_files"])))
+    return "\n".join(lines)
