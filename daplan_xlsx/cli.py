@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .console import configure_streams, printable, unicode_stdout
 from .errors import DaplanError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,7 +33,7 @@ class DaplanGroup(click.Group):
         except DaplanError as exc:
             if ctx.meta.get("daplan.debug"):
                 raise
-            click.echo(f"Error: {exc.one_line()}", err=True)
+            click.echo(f"Error: {printable(exc.one_line())}", err=True)
             ctx.exit(EXIT_UNUSABLE)
         except click.UsageError as exc:
             exc.exit_code = EXIT_UNUSABLE
@@ -41,7 +42,21 @@ class DaplanGroup(click.Group):
             if ctx.meta.get("daplan.debug"):
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
-            click.echo(f"Error: {exc.strerror or exc}{where}: check the path and permissions", err=True)
+            message = f"Error: {exc.strerror or exc}{where}: check the path and permissions"
+            click.echo(printable(message), err=True)
+            ctx.exit(EXIT_UNUSABLE)
+        except ValueError as exc:
+            # A value no check before it caught, refused by the plan's model (pydantic's ValidationError is
+            # a ValueError): one line naming it, never a traceback.
+            if ctx.meta.get("daplan.debug") or type(exc).__name__ != "ValidationError":
+                raise
+            what = " ".join(str(exc).split())
+            click.echo(
+                printable(
+                    f"Error: a value cannot go into the plan ({what}): correct it in the file named and retry"
+                ),
+                err=True,
+            )
             ctx.exit(EXIT_UNUSABLE)
 
 
@@ -211,18 +226,22 @@ def show(plan: Path, as_json: bool) -> None:
     if as_json:
         click.echo(p.model_dump_json(indent=2))
         return
-    click.echo(f"{p.title} (revision {p.revision}, {p.classification})")
+    # Every text from the plan is passed through `printable`: it may hold what a return once said.
+    click.echo(f"{printable(p.title)} (revision {p.revision}, {printable(p.classification)})")
     if p.force:
-        click.echo(f"Force: {p.force}")
+        click.echo(f"Force: {printable(p.force)}")
     for area in p.areas:
-        click.echo(f"\n{area.name} [{area.sheet}]")
+        click.echo(f"\n{printable(area.name)} [{printable(area.sheet)}]")
         for action in area.actions:
-            lead = ", ".join(action.leads) or "no lead"
+            lead = printable(", ".join(action.leads) or "no lead")
             marker = " (local)" if action.kind == "local" else ""
-            first = action.action.splitlines()[0] if action.action else ""
+            first = printable(action.action.splitlines()[0] if action.action else "")
             if len(first) > 70:
                 first = first[:69] + "…"
-            click.echo(f"  {action.id:<10} {action.ref:<5} {action.status:<12} {lead}{marker}\n      {first}")
+            click.echo(
+                f"  {action.id:<10} {printable(action.ref):<5} {printable(action.status):<12} {lead}{marker}"
+                f"\n      {first}"
+            )
 
 
 @cli.command()
@@ -310,7 +329,7 @@ def diff(
     if html_file is not None:
         atomic_write_bytes(html_file, render_html(result).encode("utf-8"))
     if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=not unicode_stdout()))
     else:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render_text(result, colour))
@@ -469,7 +488,7 @@ def merge(
             for tmp, out in ready:
                 put_in_place(tmp, out)
     if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False, default=str))
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=not unicode_stdout(), default=str))
     else:
         click.echo(report)
     if result.needs_person:
@@ -615,57 +634,14 @@ def status(plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool) -
     return with open items is "merged, N open". Proposed new actions that a merge left unadded are counted
     too: they await `daplan merge --accept-new`. Without OUTBOX, the returns merged so far and the open items.
     """
-    from .status import status_report
+    from .status import render_status, status_report
 
     p = _load(plan)
     report = status_report(p, plan, outbox, inbox)
     if as_json:
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(report, indent=2, ensure_ascii=not unicode_stdout()))
         return
-    if outbox is None:
-        for m in report["merged_returns"]:
-            state = f"merged, {m['open_items']} open" if m["open_items"] else "merged"
-            click.echo(f"{m['recipient'][:40]:<40} {Path(m['file']).name[:30]:<30} {state} {m['merged_at'][:19]}")
-        _echo_open_items(report)
-        return
-    click.echo(f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged':<20}")
-    for r in report["recipients"]:
-        returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
-        merged = r["merged_at"][:19] or "-"
-        if r["open_items"]:
-            merged = f"{merged} ({r['open_items']} open)"
-        click.echo(f"{r['recipient'][:40]:<40} {r['actions']:>7}  {returned[:28]:<28} {merged}")
-        if r["returned_earlier_issue"]:
-            click.echo(
-                f"    returned a workbook issued before it was re-issued: {', '.join(r['returned_earlier_issue'])}"
-            )
-        if r["proposals_pending"]:
-            click.echo(f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`")
-    t = report["totals"]
-    click.echo(
-        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
-    )
-    if t["proposals_pending"]:
-        click.echo(
-            f"{t['proposals_pending']} proposed new action(s) not yet added: "
-            "merge their returns again with --accept-new."
-        )
-    if report["unmatched_files"]:
-        click.echo("Not from this outbox: " + ", ".join(report["unmatched_files"]))
-    _echo_open_items(report)
-
-
-def _echo_open_items(report: dict[str, Any]) -> None:
-    items = report["open_items"]
-    if not items:
-        click.echo("No open items.")
-        return
-    click.echo(f"\nOpen items ({len(items)}), per action:")
-    for action_id, n in report["open_by_action"].items():
-        mine = [i for i in items if i["action_id"] == action_id]
-        fields = ", ".join(sorted({i["field"] for i in mine}))
-        click.echo(f"  {action_id:<10} {n} open ({fields}): {mine[0]['reason'][:70]}")
-    click.echo("Settle them: `daplan conflicts PLAN -o settle.xlsx`, `daplan resolve`, or `daplan recheck`.")
+    click.echo(render_status(report))
 
 
 @cli.command()
@@ -842,6 +818,7 @@ def import_command(
 
 
 def main() -> None:
+    configure_streams()  # any console encoding: marks it cannot show become ASCII, never an error
     cli(prog_name="daplan")
 
 

@@ -216,7 +216,7 @@ class Container:
                 continue
             try:
                 data = _sheet_xml(self.path, self.package, part)
-            except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+            except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
                 raise _refuse(f"the zip package is damaged or truncated ({exc})", self.path) from exc
             self.scanned[part] = _scan_xml(self.path, data, part, name)
             size += len(data)
@@ -241,7 +241,9 @@ class Container:
         except (KeyError, OSError, EOFError, zipfile.BadZipFile, ValueError):
             return ""
         m = re.search(r"<cp:lastModifiedBy>([^<]{1,100})</cp:lastModifiedBy>", core)
-        return m.group(1).strip() if m else ""
+        # As the XML says it: entities and character references resolved (`&#11;` is a vertical tab), for
+        # the reader to check like any other text of the return.
+        return _xml_text(m.group(1)).strip() if m else ""
 
 
 def _refuse(what: str, path: Path, hint: str = ReturnUnreadable.hint) -> ReturnUnreadable:
@@ -545,6 +547,13 @@ MAX_SHEET_COLUMN = "GZ"  # 208 columns
 MAX_SHEET_PART = 512 * 1024 * 1024
 
 
+# A cell holding an error value: its start tag (with `t="e"`), then its value up to the cell's end tag.
+_ERROR_START = re.compile(rb'<(?:\w+:)?c(\s[^>]*?\bt="e"[^>]*?)(/?)>')
+_CELL_END = re.compile(rb"</(?:\w+:)?c>")
+_VALUE = re.compile(rb"<(?:\w+:)?v>(.*?)</(?:\w+:)?v>", re.DOTALL)
+_REF_ATTR = re.compile(rb'\br="([A-Za-z]+[0-9]+)"')
+_ERROR_CANDIDATE = re.compile(rb't="e"')
+
 # Literal-led first passes, which the regex engine runs fast; the exact patterns above run only when these
 # find a candidate (any match of theirs holds a match of these).
 _FAR_CANDIDATE = re.compile(rb'r="(?:[A-Za-z]{1,3}[1-9][0-9]{5}|[A-Za-z]{3}[0-9]|[H-Zh-z][A-Za-z][0-9])')
@@ -553,7 +562,8 @@ _FORMULA_CANDIDATE = re.compile(rb"f(?<=[<:]f)[\s/>]")
 
 
 def scan_sheet(source: Path | Container, part: str, sheet: str) -> dict[str, str]:
-    """Check a sheet's extent before it is parsed, and find its formulas: cell reference -> formula text.
+    """Check a sheet's extent before it is parsed, and find its formulas and error values: cell reference
+    -> formula text (`=...`) or error value (`#REF!`).
 
     The spreadsheet parser allocates the whole rectangle up to the farthest cell, so one stray cell at
     XFD60000 would cost gigabytes: the references are checked here first, in the XML itself. The fast
@@ -562,13 +572,15 @@ def scan_sheet(source: Path | Container, part: str, sheet: str) -> dict[str, str
     """
     if isinstance(source, Container) and part in source.scanned:
         return source.scanned[part]
-    if isinstance(source, Container) and source.package is not None:
-        path = source.path
-        data = _sheet_xml(path, source.package, part)
-    else:
-        path = source.path if isinstance(source, Container) else source
-        with zipfile.ZipFile(path) as zf:
-            data = _sheet_xml(path, Package(zf), part)
+    path = source.path if isinstance(source, Container) else source
+    try:
+        if isinstance(source, Container) and source.package is not None:
+            data = _sheet_xml(path, source.package, part)
+        else:
+            with zipfile.ZipFile(path) as zf:
+                data = _sheet_xml(path, Package(zf), part)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
+        raise _refuse(f"the zip package is damaged or truncated ({exc})", path) from exc
     return _scan_xml(path, data, part, sheet)
 
 
@@ -600,19 +612,29 @@ def _scan_xml(path: Path, data: bytes, part: str, sheet: str) -> dict[str, str]:
             sheet=sheet,
             hint="delete the columns to the right of the table and save again",
         )
-    if not _FORMULA_CANDIDATE.search(data):
-        return {}
-    matches = list(_FORMULA.finditer(data))
-    if not matches:
-        return {}
-    cells = [(m.start(), m.group(1).decode().upper()) for m in _CELL_START.finditer(data)]
-    starts = [pos for pos, _ in cells]
     found: dict[str, str] = {}
-    for m in matches:
-        i = bisect.bisect_right(starts, m.start()) - 1
-        if i >= 0:
-            body = (m.group(1) or b"").decode("utf-8", "replace")
-            found[cells[i][1]] = "=" + _unescape(body) if body else "(shared formula)"
+    if _FORMULA_CANDIDATE.search(data):
+        matches = list(_FORMULA.finditer(data))
+        if matches:
+            cells = [(m.start(), m.group(1).decode().upper()) for m in _CELL_START.finditer(data)]
+            starts = [pos for pos, _ in cells]
+            for m in matches:
+                i = bisect.bisect_right(starts, m.start()) - 1
+                if i >= 0:
+                    body = (m.group(1) or b"").decode("utf-8", "replace")
+                    found[cells[i][1]] = "=" + _unescape(body) if body else "(shared formula)"
+    if _ERROR_CANDIDATE.search(data):
+        # Error values (#REF!, #N/A, ...) without a formula: the parser reads them as empty cells.
+        for m in _ERROR_START.finditer(data):
+            ref = _REF_ATTR.search(m.group(1))
+            if ref is None:
+                continue
+            value = ""
+            if not m.group(2):
+                end = _CELL_END.search(data, m.end())
+                v = _VALUE.search(data, m.end(), end.start() if end else len(data))
+                value = _unescape(v.group(1).decode("utf-8", "replace")).strip() if v else ""
+            found.setdefault(ref.group(1).decode().upper(), value if value.startswith("#") else "#ERROR")
     return found
 
 
@@ -644,6 +666,23 @@ def _sheet_xml(path: Path, package: Package, part: str) -> bytes:
             hint="delete the rows below the table and save again",
         )
     return package.read(part)
+
+
+_XML_REF = re.compile(r"&(?:#x([0-9A-Fa-f]{1,6})|#([0-9]{1,7})|(lt|gt|amp|quot|apos));")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _xml_text(s: str) -> str:
+    """XML character data as text: character references and the five predefined entities resolved, in
+    one pass (`&#38;lt;` is the text `&lt;`)."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(3):
+            return _ENTITIES[m.group(3)]
+        code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+        return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+    return _XML_REF.sub(one, s)
 
 
 def _unescape(s: str) -> str:

@@ -1,4 +1,9 @@
-"""How a diff looks: a terminal view that fits 100 columns, and one self-contained HTML page."""
+"""How a diff looks: a terminal view that fits 100 columns, and one self-contained HTML page.
+
+Every text from the return or the plan (values, names, sheet names, messages that quote them) goes through
+`console.printable` before it reaches the terminal: a return is untrusted, and an escape sequence or a line
+break in it must not act on the terminal or fake a line of the view.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import textwrap
 import click
 
 from . import layout as L
+from .console import printable
 from .diff import DiffResult
 
 WIDTH = 100
@@ -49,7 +55,7 @@ def inline_diff(old: str, new: str, colour: bool) -> str:
     ops = word_ops(old, new)
     parts = []
     for i, (tag, piece) in enumerate(ops):
-        piece = piece.replace(" \n ", " ⏎ ").replace("\n", "⏎")
+        piece = printable(piece.replace(" \n ", " ⏎ ").replace("\n", "⏎"))
         if tag == " ":
             parts.append(_shorten(piece, i == 0, i == len(ops) - 1))
         elif tag == "-":
@@ -60,7 +66,7 @@ def inline_diff(old: str, new: str, colour: bool) -> str:
 
 
 def _one_line(text: str, limit: int = 160) -> str:
-    one = " ⏎ ".join(text.splitlines())
+    one = printable(" ⏎ ".join(text.split("\n")))
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
@@ -83,8 +89,10 @@ def render_text(result: DiffResult, colour: bool) -> str:
         if r.two_way
         else (f"three-way: against the base issued to {r.recipient} (issue {r.issue_id})")
     )
-    lines.append(f"{r.path.name}: {kind}")
-    lines.append(f"metadata: {r.meta.verdict}" + (f" ({r.meta.problem})" if r.meta.problem else ""))
+    lines.append(f"{printable(r.path.name)}: {printable(kind)}")
+    lines.append(
+        f"metadata: {r.meta.verdict}" + (f" ({printable(r.meta.problem)})" if r.meta.problem else "")
+    )
     if not result.changes:
         lines.append("No changes.")
     current = None
@@ -92,19 +100,16 @@ def render_text(result: DiffResult, colour: bool) -> str:
         if change.action_id != current:
             current = change.action_id
             lines.append("")
-            lines.append(
-                click.style(f"{change.action_id}  ({change.sheet})", bold=True)
-                if colour
-                else f"{change.action_id}  ({change.sheet})"
-            )
-        label = f"  {L.COLUMN_BY_KEY[change.field].header} {change.cell}: "
+            title = printable(f"{change.action_id}  ({change.sheet})")
+            lines.append(click.style(title, bold=True) if colour else title)
+        label = f"  {L.COLUMN_BY_KEY[change.field].header} {printable(change.cell)}: "
         if L.COLUMN_BY_KEY[change.field].type == "text" and (
             len(change.old) + len(change.new) > 60 or "\n" in change.old + change.new
         ):
             body = inline_diff(change.old, change.new, colour)
         else:
-            old = change.old or "(empty)"
-            new = change.new or "(empty)"
+            old = _one_line(change.old, 10**6) or "(empty)"
+            new = _one_line(change.new, 10**6) or "(empty)"
             body = f"{old} → {new}"
         wrapped = textwrap.wrap(body, WIDTH - len(label), break_on_hyphens=False) or [""]
         lines.append(label + wrapped[0])
@@ -113,8 +118,10 @@ def render_text(result: DiffResult, colour: bool) -> str:
         lines.append("")
         lines.append(f"Proposed new actions ({len(r.proposals)}):")
         for p in r.proposals:
-            text = "; ".join(f"{k}: {v}" for k, v in p.values.items())
-            lines.extend(textwrap.wrap(f"  {p.sheet} row {p.row}: {text}", WIDTH, subsequent_indent="    "))
+            text = "; ".join(f"{k}: {_one_line(v, 10**6)}" for k, v in p.values.items())
+            lines.extend(
+                textwrap.wrap(f"  {printable(p.sheet)} row {p.row}: {text}", WIDTH, subsequent_indent="    ")
+            )
     if result.findings:
         lines.append("")
         lines.append(f"Findings ({len(result.findings)}):")
@@ -124,15 +131,15 @@ def render_text(result: DiffResult, colour: bool) -> str:
             if f.field and shown is not None and shown[:2] == (f.kind, f.message):
                 # Another value of the row just named (a row not read): its field, cell and value only.
                 cell = f.cell if f.sheet == shown[2] else f"{f.sheet}!{f.cell}"
-                lines.extend(_value_lines(f"{header} {cell}", f.value))
+                lines.extend(_value_lines(f"{header} {printable(cell)}", f.value))
                 continue
             shown = (f.kind, f.message, f.sheet)
-            where = "!".join(x for x in (f.sheet, f.cell) if x)
+            where = printable("!".join(x for x in (f.sheet, f.cell) if x))
             tag = "problem" if f.severity == "problem" else "warning"
             head = f"  {tag}: {where + ': ' if where else ''}"
             styled = click.style(tag, fg="red" if tag == "problem" else "yellow") if colour else tag
             wrapped = textwrap.wrap(
-                head + f.message, WIDTH, subsequent_indent="      ", break_on_hyphens=False
+                head + printable(f.message), WIDTH, subsequent_indent="      ", break_on_hyphens=False
             )
             wrapped[0] = wrapped[0].replace(tag, styled, 1)
             lines.extend(wrapped)

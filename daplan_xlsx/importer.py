@@ -498,6 +498,8 @@ class _Importer:
         container = open_container(self.path)
         self.container = container
         self.epoch1904 = container.epoch1904
+        # Every sheet is checked (and inflated once) before the parser opens the package, as a return's are.
+        container.scan_sheets(list(container.sheet_parts))
         wb = open_workbook(container)
         if container.macro_enabled:
             self.notes.append(ImportNote("", None, "the workbook contains macros; they were ignored", False))
@@ -532,7 +534,9 @@ class _Importer:
     def sheet(self, wb: Any, name: str) -> tuple[list[list[Any]], list[Any], int]:
         """A sheet's rows from A1, its merged ranges and how many formulas it holds (extent checked first)."""
         part = self.container.sheet_parts.get(name)
-        formulas = scan_sheet(self.path, part, name) if part else {}
+        # Through the container read and checked once, as a return's sheets are (a damaged part is refused
+        # in one line, like any unusable workbook).
+        formulas = scan_sheet(self.container, part, name) if part else {}
         try:
             sheet = wb.get_sheet_by_name(name)
         except Exception as exc:  # calamine raises its own hierarchy
@@ -547,7 +551,12 @@ class _Importer:
                 hint="delete the rows below the table and save again",
             )
         rows: list[list[Any]] = sheet.to_python(skip_empty_area=False)
-        return rows, list(sheet.merged_cell_ranges or []), len(formulas)
+        # Error values (#REF!, ...) are kept with the formulas by the scan; only formulas are counted here.
+        return (
+            rows,
+            list(sheet.merged_cell_ranges or []),
+            sum(1 for f in formulas.values() if not f.startswith("#")),
+        )
 
     def read_lists(self, rows: list[list[Any]]) -> None:
         if not rows:

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import journal as J
 from . import layout as L
-from .model import Action, Area, Plan
+from .model import EXCEL_CELL_LIMIT, Action, Area, Plan
 from .openitems import OpenItem, candidate_label, open_items
 from .record import real_plan_path
 from .writer import (
@@ -451,17 +451,18 @@ def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
                 str(e.get("old") or ""),
                 str(e.get("new") or ""),
             )
-        rows.append(
-            (
-                _day(str(e.get("time", ""))),
-                str(e.get("recipient", "")),
-                Path(str(e.get("return", ""))).name,
-                str(e.get("action_id", "")),
-                field_name,
-                old,
-                new,
-            )
+        row = (
+            _day(str(e.get("time", ""))),
+            str(e.get("recipient", "")),
+            Path(str(e.get("return", ""))).name,
+            str(e.get("action_id", "")),
+            field_name,
+            old,
+            new,
         )
+        # A journalled text is at most a cell, but an added action's fields joined (or a hand-edited
+        # journal) can be more: cut and marked, so the master can always be built.
+        rows.append(tuple(_fit(text) for text in row))
     w.table_sheet(
         L.CHANGES_SHEET,
         CHANGES_HEADERS,
@@ -469,6 +470,14 @@ def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
         widths=CHANGES_WIDTHS,
         empty_note="No changes have been merged into this plan yet.",
     )
+
+
+_CUT = " […]"
+
+
+def _fit(text: str) -> str:
+    """A text cut to what one cell holds (Excel's 32,767 characters), marked where it was cut."""
+    return text if len(text) <= EXCEL_CELL_LIMIT else text[: EXCEL_CELL_LIMIT - len(_CUT)] + _CUT
 
 
 def _added_values(values: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
@@ -37,7 +38,7 @@ from . import openitems as O
 from .container import read_file
 from .errors import MetadataError
 from .meta import field_value
-from .model import Action, Plan
+from .model import EXCEL_CELL_LIMIT, Action, Plan
 from .reader import Finding, PlanView, Proposal, normalise_field, read_return
 
 Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
@@ -232,8 +233,16 @@ def merge_returns(
     for e in entries:
         if e["event"] == "open":
             e["item"] = next(ids)
-    for e, item in zip((e for e in entries if e["event"] == "open"), (i for i in items if _opens(i)), strict=True):
+    for e, item in zip(
+        (e for e in entries if e["event"] == "open"), (i for i in items if _opens(i)), strict=True
+    ):
         item.item = e["item"]
+    warnings += [
+        f"{d.action_id}: the {len(d.candidates)} {_field_name(d.field)} texts combined were longer than a "
+        "cell holds; the combined text was cut (the full texts are in the returns)"
+        for d in decisions
+        if d.outcome == "applied" and d.new.endswith(CLIPPED)
+    ]
     warnings = _domain_checks(plan, new_plan, c.touched, now) + warnings
     return MergeResult(new_plan, items, c.returns, c.findings, warnings, c.proposals, entries, plan)
 
@@ -374,6 +383,10 @@ def _open_line(item: MergeItem, stamp: str) -> dict[str, Any]:
         "candidates": candidates,
         "finding": item.finding,
     }
+
+
+def _field_name(key: str) -> str:
+    return L.COLUMN_BY_KEY[key].header if key in L.COLUMN_BY_KEY else key
 
 
 def _field_order(name: str) -> int:
@@ -525,18 +538,40 @@ def _decide(
     if combine and key in COMBINABLE and bases_current and not any(c.stale for c in changing):
         item.outcome, item.new = "applied", combine_texts(changing, now)
         item.reason = f"combined {len(changing)} updates"
+        if item.new.endswith(CLIPPED):
+            item.reason += f", {CLIPPED.strip()}"
         return item
     item.reason = f"{len(values)} returns give different values"
     return item
 
 
+# Ends a joined text cut to Excel's cell limit; the whole of each part is in its return and the journal.
+CLIPPED = " [… cut to Excel's cell limit of 32,767 characters; the full texts are in the returns]"
+
+
+def clip_text(text: str) -> str:
+    """`text` cut to what one cell holds, marked as cut: a joined text must never make the plan unwritable."""
+    if len(text) <= EXCEL_CELL_LIMIT:
+        return text
+    return text[: EXCEL_CELL_LIMIT - len(CLIPPED)] + CLIPPED
+
+
+def _label(text: str) -> str:
+    # A file name joined into a text of the plan: a character a workbook cannot hold becomes "?".
+    return _NOT_IN_A_CELL.sub("?", text)
+
+
+_NOT_IN_A_CELL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def combine_texts(cands: Sequence[Candidate], now: dt.datetime) -> str:
-    """One text keeping every contributor's update as a dated, attributed entry (in source order)."""
+    """One text keeping every contributor's update as a dated, attributed entry (in source order), cut to
+    Excel's cell limit (marked) when the entries together are longer."""
     parts = []
     for c in sorted(cands, key=lambda c: (c.source, c.value)):
         who = c.recipient + (f", {c.contributor}" if c.contributor else "")
-        parts.append(f"[{now.date().isoformat()}, {who}, {Path(c.source).name}]\n{c.value}")
-    return "\n\n".join(parts)
+        parts.append(f"[{now.date().isoformat()}, {_label(who)}, {_label(Path(c.source).name)}]\n{c.value}")
+    return clip_text("\n\n".join(parts))
 
 
 def _set_in(data: dict[str, Any], key: str, value: str) -> None:
@@ -627,8 +662,8 @@ def _add_proposals(
             if value:
                 _set_in(action, key, value)
         action["updated"] = now
-        action["updated_by"] = (
-            f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})"
+        action["updated_by"] = clip_text(
+            _label(f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})")
         )
         actions[ai].append(Action.model_validate(action))
         touched_areas.add(ai)

@@ -1,4 +1,8 @@
-"""How a merge reads to the plan owner: a plain-text report, and the conflicts workbook to settle it in."""
+"""How a merge reads to the plan owner: a plain-text report, and the conflicts workbook to settle it in.
+
+Every text from a return or the plan goes through `console.printable` in the report: a return is untrusted,
+and an escape sequence or a line break in a value or a name must not act on the terminal or fake a line.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import layout as L
+from .console import printable
 from .merge import RESOLUTION_RECIPIENT, MergeResult, skipped
 from .meta import field_value
 from .model import Plan
@@ -26,7 +31,7 @@ def _field(name: str) -> str:
 
 
 def _short(text: str, limit: int = 70) -> str:
-    one = " ⏎ ".join(text.splitlines())
+    one = printable(" ⏎ ".join(text.split("\n")))
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
@@ -35,7 +40,11 @@ def _in_full(text: str, shown: str, indent: str) -> list[str]:
     kept in the report, not only in --json."""
     if shown == text:
         return []
-    return [f"{indent}in full:"] + [f"{indent}  {line}" for line in text.splitlines() or [""]]
+    return [f"{indent}in full:"] + [f"{indent}  {printable(line)}" for line in text.split("\n")]
+
+
+def _name(path: str) -> str:
+    return printable(Path(path).name)
 
 
 def render_report(result: MergeResult, dry_run: bool) -> str:
@@ -53,10 +62,10 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
     lines.append("Returns:")
     for r in result.returns:
         state = "merged" if r.accepted else ("skipped" if skipped(r) else "REJECTED")
-        who = f" {r.recipient}" if r.recipient else ""
+        who = f" {printable(r.recipient)}" if r.recipient else ""
         lines.extend(
             textwrap.wrap(
-                f"  {state}: {Path(r.file).name}{who}" + (f" ({r.note})" if r.note else ""),
+                f"  {state}: {_name(r.file)}{who}" + (f" ({printable(r.note)})" if r.note else ""),
                 WIDTH,
                 subsequent_indent="      ",
             )
@@ -68,20 +77,22 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
         lines.append("")
         lines.append(f"{outcome.capitalize()} ({len(items)}):")
         for i in items:
-            target = f"{i.action_id} {_field(i.field)}" if i.action_id else Path(i.source).name
+            target = printable(f"{i.action_id} {_field(i.field)}") if i.action_id else _name(i.source)
             if i.item:
                 target += f" [open item {i.item}]"
             if outcome == "conflict":
-                lines.append(f"  {target}: {i.reason}")
+                lines.append(f"  {target}: {printable(i.reason)}")
                 lines.append(f"      base:    {_short(i.base)!s}")
                 lines.append(f"      current: {_short(i.current)!s}")
                 for c in i.candidates:
-                    lines.append(f"      {Path(c.source).name} ({c.recipient}): {_short(c.value)}")
+                    lines.append(f"      {_name(c.source)} ({printable(c.recipient)}): {_short(c.value)}")
                     lines.extend(_in_full(c.value, _short(c.value), "        "))
             elif outcome == "rejected":
                 value = f" [value: {_short(i.new, 50)}]" if i.new else ""
                 lines.extend(
-                    textwrap.wrap(f"  {target}: {i.reason}{value}", WIDTH, subsequent_indent="      ")
+                    textwrap.wrap(
+                        f"  {target}: {printable(i.reason)}{value}", WIDTH, subsequent_indent="      "
+                    )
                 )
                 lines.extend(_in_full(i.new, _short(i.new, 50), "      "))
             else:
@@ -92,17 +103,18 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
         for source, p, new_id in result.proposals:
             state = f"added as {new_id}" if new_id else "not added (use --accept-new)"
             lines.append(
-                f"  {Path(source).name} {p.sheet} row {p.row}: {state}: {_short(p.values.get('action', ''))}"
+                f"  {_name(source)} {printable(p.sheet)} row {p.row}: {state}: "
+                f"{_short(p.values.get('action', ''))}"
             )
     notes = [f for f in result.findings]
     if notes:
         lines.append("")
         lines.append(f"Findings ({len(notes)}):")
         for source, f in notes:
-            where = "!".join(x for x in (f.sheet, f.cell) if x)
+            where = printable("!".join(x for x in (f.sheet, f.cell) if x))
             lines.extend(
                 textwrap.wrap(
-                    f"  {f.severity}: {Path(source).name} {where}: {f.message}",
+                    f"  {f.severity}: {_name(source)} {where}: {printable(f.message)}",
                     WIDTH,
                     subsequent_indent="      ",
                 )
@@ -110,7 +122,7 @@ def render_report(result: MergeResult, dry_run: bool) -> str:
     if result.warnings:
         lines.append("")
         lines.append(f"Warnings ({len(result.warnings)}):")
-        lines.extend(f"  {w}" for w in result.warnings)
+        lines.extend(f"  {printable(w)}" for w in result.warnings)
     opened = sum(1 for i in result.items if i.item)
     if opened:
         lines.append("")
@@ -160,7 +172,16 @@ def write_conflicts_workbook(
             )
     sheet = (
         L.CONFLICTS_SHEET,
-        ["ID", "Field", "Why", "Base (as issued)", "Current (in the plan)", "Candidate", "Candidate value", "Open item"],
+        [
+            "ID",
+            "Field",
+            "Why",
+            "Base (as issued)",
+            "Current (in the plan)",
+            "Candidate",
+            "Candidate value",
+            "Open item",
+        ],
         rows,
     )
     return write_workbook(plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet)

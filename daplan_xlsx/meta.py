@@ -6,6 +6,13 @@ header (plan, issue, recipient, scope, the fixed fields and a fingerprint of eac
 values, one JSON line per action in scope order. A SHA-256 checksum covers both blobs always, and an
 HMAC-SHA256 signature when the owner has a key.
 
+A return is untrusted: its metadata may be forged, with a checksum recomputed to match. So the checksum and
+signature are checked on the compressed bytes as stored, before anything is inflated; chunk counts are
+bounded by the rows the sheet really has; and nothing is inflated past a size that the workbook's scope
+could legitimately need (`MetaLimits`), with a streaming decompressor that stops at the cap. A header
+that does not have the expected shape and types, or whose texts hold characters a workbook cannot hold, is
+tampered.
+
 The base values are decoded lazily (inflated on first use, then parsed line by line): a reader compares
 each returned row's fingerprint first and needs the base only of the rows that differ, which keeps reading
 a large return close to the cost of parsing it.
@@ -26,9 +33,9 @@ from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from . import normalise, signing
-from .errors import MetadataError
-from .layout import EDITABLE_FIELDS, FORMAT_VERSION, META_SHEET
-from .model import Action, Plan
+from .errors import MetadataError, ReturnUnreadable
+from .layout import EDITABLE_FIELDS, FORMAT_VERSION, META_SHEET, column_letter
+from .model import EXCEL_CELL_LIMIT, Action, Plan, text_problem
 
 CHUNK = 32_000
 MAGIC = "daplan issue metadata: do not edit this sheet"
@@ -39,6 +46,81 @@ FIRST_CHUNK_ROW = 6
 FINGERPRINT_FIELDS: tuple[str, ...] = ("id", "ref", "action", *EDITABLE_FIELDS)
 
 Verdict = Literal["intact", "unsigned", "tampered", "missing"]
+
+# Size caps for inflating the metadata. The header holds, per action issued, its id three times (at most 64
+# characters each), two short hashes and its Ref; the base values hold, per action, six fields of at most
+# 32,767 characters (four bytes each in UTF-8). Whatever the scope, nothing is inflated past MAX_INFLATED.
+HEADER_FIXED = 256 * 1024
+HEADER_PER_ACTION = 512
+BASE_FIXED = 64 * 1024
+BASE_PER_ACTION = len(EDITABLE_FIELDS) * (EXCEL_CELL_LIMIT * 4 + 8)
+MAX_INFLATED = 256 * 1024 * 1024
+# Actions a workbook may hold when nothing is known of its plan: an area sheet is read up to 100,000 rows.
+DEFAULT_MAX_SCOPE = 100_000
+# How long a one-line text of the header may be (a recipient is a lead's name, at most 255 characters).
+_HEADER_TEXT_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class MetaLimits:
+    """How large a return's metadata may inflate, from the number of actions it can have been issued with.
+
+    `max_scope` bounds the scope before the header (which holds the scope) is inflated: for a plan, its
+    number of actions, with room for actions removed from the plan since; `ref_bytes` is the room its refs
+    take in the header.
+    """
+
+    max_scope: int = DEFAULT_MAX_SCOPE
+    ref_bytes: int = 0
+
+    @classmethod
+    def for_plan(cls, plan: Plan) -> MetaLimits:
+        actions = [a for area in plan.areas for a in area.actions]
+        # Refs as JSON may take up to six bytes a character (an escape); twice over, for refs since shortened.
+        return cls(2 * len(actions) + 100, 12 * sum(len(a.ref) for a in actions))
+
+    @property
+    def header_bytes(self) -> int:
+        return min(HEADER_FIXED + self.max_scope * HEADER_PER_ACTION + self.ref_bytes, MAX_INFLATED)
+
+    @staticmethod
+    def base_bytes(scope: int) -> int:
+        return min(BASE_FIXED + scope * BASE_PER_ACTION, MAX_INFLATED)
+
+
+def _oversized(what: str, cap: int, cell: str) -> ReturnUnreadable:
+    return ReturnUnreadable(
+        f"the issue metadata's {what} would inflate past {cap:,} bytes, more than the workbook's actions "
+        "can need (a compression bomb?)",
+        sheet=META_SHEET,
+        cell=cell,
+        hint="ask the sender for the workbook as it was issued, or re-issue it",
+    )
+
+
+def _may_fit(blob: bytes, cap: int) -> bool:
+    # Deflate never grows data by more than about 0.1%: a longer stream cannot inflate within the cap.
+    return len(blob) <= cap + cap // 512 + 1024
+
+
+def inflate(blob: bytes, cap: int, what: str, cell: str) -> bytes:
+    """A zlib stream inflated, never past `cap` bytes: ReturnUnreadable past it, MetadataError when damaged."""
+    if not _may_fit(blob, cap):
+        raise _oversized(what, cap, cell)
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(blob, cap + 1)
+    except zlib.error as exc:
+        raise MetadataError(
+            f"the issue metadata's {what} are damaged ({exc})", sheet=META_SHEET, cell=cell
+        ) from exc
+    if len(out) > cap or d.unconsumed_tail:
+        raise _oversized(what, cap, cell)
+    if not d.eof or d.unused_data:
+        raise MetadataError(
+            f"the issue metadata's {what} are damaged (cut short)", sheet=META_SHEET, cell=cell
+        )
+    return out
 
 
 @dataclass
@@ -61,19 +143,20 @@ class IssueMeta:
     _position: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     # The base values as read, compressed: inflated into _base_lines on first use (see `load_base`).
     _base_blob: bytes = field(default=b"", repr=False, compare=False)
+    # The cell of the base values' first chunk, for messages.
+    _base_cell: str = field(default="", repr=False, compare=False)
 
     def load_base(self) -> None:
-        """Inflate the base values read from a workbook, once. Raises MetadataError when they are damaged.
+        """Inflate the base values read from a workbook, once. Raises MetadataError when they are damaged,
+        ReturnUnreadable when they would inflate past what the scope can need.
 
         Deferred because a return whose rows all match their fingerprints needs none of them; the checksum
         and signature, checked on reading, cover the compressed bytes.
         """
         if self._base_blob:
             blob, self._base_blob = self._base_blob, b""
-            try:
-                self._base_lines = zlib.decompress(blob).split(b"\n")
-            except zlib.error as exc:
-                raise MetadataError(f"the issue metadata's base values are damaged ({exc})") from exc
+            cap = MetaLimits.base_bytes(len(self.scope))
+            self._base_lines = inflate(blob, cap, "base values", self._base_cell).split(b"\n")
 
     def base_of(self, action_id: str) -> dict[str, str]:
         """The base values of one issued action (decoded on first use)."""
@@ -83,7 +166,20 @@ class IssueMeta:
         i = self._position.get(action_id)
         if i is None or i >= len(self._base_lines):
             return {}
-        values = json.loads(self._base_lines[i])
+        try:
+            values = json.loads(self._base_lines[i])
+        except ValueError as exc:
+            raise MetadataError(
+                f"the issue metadata's base values are damaged at action {action_id} ({exc})",
+                sheet=META_SHEET,
+                cell=self._base_cell,
+            ) from exc
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise MetadataError(
+                f"the issue metadata's base values are damaged at action {action_id} (not a list of texts)",
+                sheet=META_SHEET,
+                cell=self._base_cell,
+            )
         return dict(zip(self.fields, values, strict=False))
 
     def header(self) -> dict[str, Any]:
@@ -214,55 +310,166 @@ def _cell(rows: Sequence[Sequence[Any]], row: int, col: int) -> str:
     return ""
 
 
-def decode(rows: Sequence[Sequence[Any]], key: bytes | None) -> MetaReading:
-    """Read the metadata sheet's rows back and judge them: intact, unsigned or tampered."""
+def _where(row: int) -> str:
+    return f"{column_letter(0)}{row + 1}"
+
+
+# The header's keys and the type of each (a list or dict gives the type of its items).
+_HEADER_TYPES: dict[str, Any] = {
+    "plan_id": str,
+    "plan_revision": int,
+    "issue_id": str,
+    "recipient": str,
+    "issued_at": str,
+    "scope": [str],
+    "locked": {str: [str]},
+    "rows": {str: str},
+    "sheets": {str: str},
+    "fields": [str],
+    "format": int,
+}
+_HEADER_REQUIRED = (
+    "plan_id",
+    "plan_revision",
+    "issue_id",
+    "recipient",
+    "issued_at",
+    "scope",
+    "locked",
+    "rows",
+    "sheets",
+)
+# The header's one-line texts: shown in reports and recorded in the journal and the plan (`updated_by`).
+_HEADER_TEXTS = ("plan_id", "issue_id", "recipient", "issued_at")
+
+
+def _shape_problem(data: object, limits: MetaLimits) -> str | None:
+    """Why an inflated header is not one daplan wrote (wrong keys or types, texts it cannot hold)."""
+    if not isinstance(data, dict):
+        return "the header is not a table of fields"
+    missing = [k for k in _HEADER_REQUIRED if k not in data]
+    if missing:
+        return f"the header lacks {', '.join(missing)}"
+    unknown = sorted(k for k in data if k not in _HEADER_TYPES)
+    if unknown:
+        return f"the header has unknown fields ({', '.join(map(str, unknown[:5]))})"
+    for name, kind in _HEADER_TYPES.items():
+        if name in data and not _has_type(data[name], kind):
+            return f"the header's {name} is not of the expected type"
+    for name in _HEADER_TEXTS:
+        text = data[name]
+        if len(text) > _HEADER_TEXT_LIMIT:
+            return f"the header's {name} is {len(text):,} characters long"
+        # A lead's name may hold a line break (the model allows it); the other texts are single words.
+        problem = text_problem(text) or _control_problem(text, allow="\n\t\r" if name == "recipient" else "")
+        if problem:
+            return f"the header's {name} {problem}"
+    scope = data["scope"]
+    if len(scope) > limits.max_scope:
+        return f"the scope lists {len(scope):,} actions; the plan has room for {limits.max_scope:,}"
+    if len(set(scope)) != len(scope):
+        return "the scope lists an action twice"
+    return None
+
+
+def _control_problem(text: str, allow: str = "") -> str | None:
+    # Control characters (C0, DEL, C1) other than those allowed: they could fake a line of a report.
+    bad = next((ch for ch in text if (ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F) and ch not in allow), None)
+    if bad is None:
+        return None
+    return f"contains the control character U+{ord(bad):04X}; a workbook daplan issued never does"
+
+
+def _has_type(value: object, kind: Any) -> bool:
+    if isinstance(kind, list):
+        return isinstance(value, list) and all(_has_type(v, kind[0]) for v in value)
+    if isinstance(kind, dict):
+        ((k, v),) = kind.items()
+        return isinstance(value, dict) and all(
+            _has_type(key, k) and _has_type(item, v) for key, item in value.items()
+        )
+    if kind is int:
+        return type(value) is int
+    return isinstance(value, kind)
+
+
+def decode(rows: Sequence[Sequence[Any]], key: bytes | None, limits: MetaLimits | None = None) -> MetaReading:
+    """Read the metadata sheet's rows back and judge them: intact, unsigned or tampered.
+
+    Raises ReturnUnreadable (without a file: the caller knows it) when the metadata would take more than
+    `limits` allow, MetadataError when it is damaged in a way that is not a verdict.
+    """
+    limits = limits or MetaLimits()
 
     def tampered(problem: str) -> MetaReading:
         return MetaReading("tampered", None, problem=problem)
 
     if _cell(rows, _ROWS["magic"], 0) != MAGIC:
         return tampered(f"the {META_SHEET} sheet has been changed (its first cell is not the daplan marker)")
+    counts = _cell(rows, _ROWS["chunks"], 1)
     try:
-        n_header, n_base = (int(x) for x in _cell(rows, _ROWS["chunks"], 1).split())
+        n_header, n_base = (int(x) for x in counts.split())
     except ValueError:
         return tampered("the chunk counts on the metadata sheet are damaged")
     first = FIRST_CHUNK_ROW
-    try:
-        header = base64.b64decode("".join(_cell(rows, first + i, 0) for i in range(n_header)), validate=True)
-        base = base64.b64decode(
-            "".join(_cell(rows, first + n_header + i, 0) for i in range(n_base)), validate=True
+    # Counted against the rows the sheet has, before any is joined: a count is only a claim.
+    present = max(len(rows) - first, 0)
+    if n_header < 1 or n_base < 0 or n_header + n_base > present:
+        # Never a slip of the hand: a count past the rows there is only makes a reader loop or allocate.
+        raise ReturnUnreadable(
+            f"the issue metadata claims {counts[:40]!r} chunks but its sheet has {present:,} chunk rows",
+            sheet=META_SHEET,
+            cell=f"B{_ROWS['chunks'] + 1}",
+            hint="ask the sender for the workbook as it was issued, or re-issue it",
         )
+    chunks = [_cell(rows, first + i, 0) for i in range(n_header + n_base)]
+    if any(len(c) > CHUNK for c in chunks):
+        return tampered("a chunk of the metadata is longer than daplan writes them")
+    try:
+        header = base64.b64decode("".join(chunks[:n_header]), validate=True)
+        base = base64.b64decode("".join(chunks[n_header:]), validate=True)
     except (binascii.Error, ValueError):
         return tampered("the metadata cannot be decoded")
+    # The checksum and the signature cover the compressed bytes as stored: both are checked before anything
+    # is inflated.
     payload = _signed_bytes(header, base)
     if signing.checksum(payload) != _cell(rows, _ROWS["checksum"], 1):
         return tampered("the metadata checksum does not match: the metadata sheet was edited")
+    signature = _cell(rows, _ROWS["signature"], 1)
+    if signature and key is not None and not signing.signature_ok(key, payload, signature):
+        return MetaReading(
+            "tampered",
+            None,
+            signed=True,
+            signature_checked=True,
+            problem="the signature does not match the owner's key: the metadata was altered or signed with another key",
+        )
+    header_cell = _where(first)
     try:
-        data = json.loads(zlib.decompress(header))
-        meta = IssueMeta(**data)
-        if meta.scope and not base:
-            raise ValueError("no base values")
-        meta._base_blob = base if meta.scope else b""
-    except (ValueError, TypeError, zlib.error) as exc:
+        data = json.loads(inflate(header, limits.header_bytes, "header", header_cell))
+    except MetadataError as exc:
+        return tampered(exc.what)
+    except ValueError as exc:
         return tampered(f"the metadata is not in the expected form ({exc})")
+    problem = _shape_problem(data, limits)
+    if problem:
+        return tampered(f"the metadata is not in the expected form: {problem} ({META_SHEET}!{header_cell})")
+    meta = IssueMeta(**data)
+    if meta.scope and not base:
+        return tampered("the metadata is not in the expected form (no base values)")
+    if not _may_fit(base, MetaLimits.base_bytes(len(meta.scope))):
+        raise _oversized("base values", MetaLimits.base_bytes(len(meta.scope)), _where(first + n_header))
+    meta._base_blob = base if meta.scope else b""
+    meta._base_cell = _where(first + n_header)
     if meta.format > FORMAT_VERSION:
         return tampered(
             f"metadata format {meta.format} is newer than this daplan understands; upgrade daplan"
         )
-    signature = _cell(rows, _ROWS["signature"], 1)
     if not signature:
         return MetaReading("unsigned", meta)
     if key is None:
         return MetaReading("intact", meta, signed=True, signature_checked=False)
-    if signing.signature_ok(key, payload, signature):
-        return MetaReading("intact", meta, signed=True, signature_checked=True)
-    return MetaReading(
-        "tampered",
-        meta,
-        signed=True,
-        signature_checked=True,
-        problem="the signature does not match the owner's key: the metadata was altered or signed with another key",
-    )
+    return MetaReading("intact", meta, signed=True, signature_checked=True)
 
 
 def read_workbook_meta(path: str | os.PathLike[str], key: bytes | None = None) -> MetaReading:

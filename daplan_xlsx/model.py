@@ -58,6 +58,19 @@ def check_text(value: str) -> str:
     return value
 
 
+# Due dates a workbook holds for sure: Excel's 1900 date system is right from 1 March 1900 on.
+FIRST_DUE = dt.date(1900, 3, 1)
+
+
+def _due_in_range(value: dt.date | None) -> dt.date | None:
+    if value is not None and value < FIRST_DUE:
+        raise ValueError(
+            f"{value.isoformat()} is before 1 March 1900; a workbook holds dates from 1 March 1900 to "
+            "31 December 9999"
+        )
+    return value
+
+
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """Stamps are kept in UTC, whole seconds: the same instant always saves as the same text."""
     if value is None or value.tzinfo is None:
@@ -107,7 +120,9 @@ class Action(_Model):
     action: _ActionText = ""
     response: _ActionText = Field("", description="response / progress as published")
     target: _ActionText = Field("", description="target as published, free text")
-    due: dt.date | None = Field(None, description="optional due date")
+    due: Annotated[dt.date | None, AfterValidator(_due_in_range)] = Field(
+        None, description="optional due date, from 1900-03-01 to 9999-12-31"
+    )
     leads: list[_ActionName] = Field(default_factory=list, description="lead roles, the primary first")
     status: _ActionName = "Not started"
     updated: Annotated[dt.datetime | None, AfterValidator(_utc)] = None

@@ -18,6 +18,18 @@ EPOCH_1900 = dt.date(1899, 12, 30)
 EPOCH_1904 = dt.date(1904, 1, 1)
 # Serial numbers accepted as dates: 1 January 1950 to 31 December 2099 in the 1900 system.
 SERIAL_RANGE = (18264, 73050)
+# Any due date: Excel's 1900 system is right only from 1 March 1900 (it counts a 29 February 1900), and
+# has no year past 9999.
+FIRST_DATE = dt.date(1900, 3, 1)
+LAST_DATE = dt.date(9999, 12, 31)
+
+
+def date_problem(day: dt.date) -> str | None:
+    """Why a date cannot be a due date (before 1 March 1900), or None."""
+    if day < FIRST_DATE:
+        return f"{day.isoformat()} is before 1 March 1900, the first date a workbook holds for sure"
+    return None
+
 
 _SPACES = dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u2009\u200a\u3000"), " ")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\ufeff"), None)
@@ -98,18 +110,21 @@ def text(value: object) -> str:
     return "\n".join(lines).strip()
 
 
-def _two_digit_year(y: int) -> int:
-    return 2000 + y if y < 100 else y
+def _two_digit_year(y: str) -> int:
+    # Only a year typed with two digits is this century's: "0001" is the year 1 (and refused).
+    return 2000 + int(y) if len(y) == 2 else int(y)
 
 
 def date(value: object, epoch1904: bool = False) -> str:
     """A due date as ISO `YYYY-MM-DD`, or '' when empty. Raises DateProblem when it cannot be sure."""
     if value is None or value == "":
         return ""
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
     if isinstance(value, dt.date):
-        return value.isoformat()
+        day = value.date() if isinstance(value, dt.datetime) else value
+        problem = date_problem(day)
+        if problem:
+            raise DateProblem(f"{problem} (type it as 31/03/2015)")
+        return day.isoformat()
     if isinstance(value, bool):
         raise DateProblem(f"{value!r} is not a date")
     if isinstance(value, (int, float)):
@@ -123,10 +138,10 @@ def date(value: object, epoch1904: bool = False) -> str:
     m = _NUMERIC_UK.match(s)
     if m:
         # UK order, day first. 03/04/2015 is 3 April here, as a UK user typing it means.
-        return _make(_two_digit_year(int(m[3])), int(m[2]), int(m[1]), s)
+        return _make(_two_digit_year(m[3]), int(m[2]), int(m[1]), s)
     m = _WORDY.match(s)
     if m and m[2].lower() in _MONTHS:
-        return _make(_two_digit_year(int(m[3])), _MONTHS[m[2].lower()], int(m[1]), s)
+        return _make(_two_digit_year(m[3]), _MONTHS[m[2].lower()], int(m[1]), s)
     if re.fullmatch(r"\d+(\.\d+)?", s):
         return _serial(float(s), epoch1904)
     raise DateProblem(f"{s!r} is not a date (type it as 31/03/2015)")
@@ -142,9 +157,12 @@ def _serial(n: float, epoch1904: bool) -> str:
 
 def _make(y: int, m: int, d: int, original: str) -> str:
     try:
-        return dt.date(y, m, d).isoformat()
+        day = dt.date(y, m, d)
     except ValueError as exc:
         raise DateProblem(f"{original!r} is not a valid date") from exc
+    if date_problem(day):
+        raise DateProblem(f"{original!r} is before 1 March 1900; type a date such as 31/03/2015")
+    return day.isoformat()
 
 
 def _fold(s: str) -> str:

@@ -10,13 +10,20 @@ cached value must never pass for something the recipient typed.
 A row that is not read as its action's row (an action outside the scope, an ID not in the plan, an ID twice)
 gives one finding at its ID cell and, so that nothing it says is lost, one finding of the same kind and
 message per field whose value differs from what is known of that action, carrying the field, its cell and
-the value (see `_ReturnReader._refuse_row`).
+the value (see `_ReturnReader._refuse_row`). So does a row whose Ref or Action is not its ID's (the ID
+column sorted on its own swaps IDs between rows): nothing it says is applied to either action.
+
+Every value read, in an issued row or in a row proposed without an ID, passes the same checks: no formula,
+no error value (`#REF!`, with or without a formula), no character a workbook or a terminal must not get
+(XML-forbidden and control characters, which calamine gives unescaped from Excel's `_x000B_` form), and
+within Excel's cell limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -27,8 +34,16 @@ from typing import Any, Literal
 from . import layout as L
 from . import normalise as N
 from .container import MAX_SHEET_ROWS, Container, ReturnFile, open_container, scan_sheet
-from .errors import MetadataError, ReturnUnreadable
-from .meta import FINGERPRINT_FIELDS, MetaReading, decode, field_value, fingerprint_joined, text_hash
+from .errors import DaplanError, MetadataError, ReturnUnreadable
+from .meta import (
+    FINGERPRINT_FIELDS,
+    MetaLimits,
+    MetaReading,
+    decode,
+    field_value,
+    fingerprint_joined,
+    text_hash,
+)
 from .model import EXCEL_CELL_LIMIT, Action, Plan
 
 HEADER_SCAN_ROWS = 30
@@ -211,6 +226,23 @@ def plan_base(plan: Plan, action_ids: Iterable[str], index: Mapping[str, Any] | 
     )
 
 
+# Characters a value may not hold: those XML 1.0 forbids (a workbook cannot hold them; calamine gives them
+# unescaped from Excel's `_x000B_` form), DEL and the C1 controls (a terminal acts on some of them), and the
+# non-characters U+FFFE and U+FFFF. Tab, line feed and carriage return are text.
+_BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def character_problem(text: str) -> str | None:
+    """Why a text read from a return cannot be taken: a character a workbook or a terminal must not get."""
+    bad = _BAD_CHARACTER.search(text)
+    if bad is None:
+        return None
+    return (
+        f"contains the control character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which a "
+        "workbook cannot hold; delete it (it is invisible in Excel: retype the text)"
+    )
+
+
 class PlanView:
     """What reading a return needs of its plan, worked out once: a merge reads many returns of one plan.
 
@@ -251,6 +283,11 @@ class PlanView:
         """Action id -> [ref, hash of the action text], as the metadata holds them."""
         return {i: [N.text(a.ref), text_hash(N.text(a.action))] for i, a in self.index.items()}
 
+    @cached_property
+    def meta_limits(self) -> MetaLimits:
+        """How large a return's metadata may be for this plan."""
+        return MetaLimits.for_plan(self.plan)
+
 
 def open_workbook(container: Container) -> Any:
     import python_calamine
@@ -287,9 +324,11 @@ def _sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any
     return sheet, rows, formulas
 
 
-def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
+def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, list[int]]] | None:
+    """The header row, field -> its column, and field -> every column of a field headed more than once."""
     for r, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         cols: dict[str, int] = {}
+        twice: dict[str, list[int]] = {}
         for c, value in enumerate(row):
             if value and isinstance(value, str):
                 key = _HEADER_EXACT.get(value)
@@ -301,17 +340,25 @@ def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
                     key = _HEADER_KEYS.get(" ".join(words).casefold())
                 if key and key not in cols:
                     cols[key] = c
+                elif key:
+                    twice.setdefault(key, [cols[key]]).append(c)
         if "id" in cols and "action" in cols:
-            return r, cols
+            return r, cols, twice
     return None
 
 
-def read_meta(wb: Any, container: Container, key: bytes | None) -> MetaReading:
+def read_meta(
+    wb: Any, container: Container, key: bytes | None, limits: MetaLimits | None = None
+) -> MetaReading:
     names = {n.casefold(): n for n in wb.sheet_names}
     name = names.get(L.META_SHEET.casefold())
     if name is None:
         return MetaReading("missing", None, problem=f"the workbook has no {L.META_SHEET} sheet")
-    return decode(_sheet(wb, name, container)[1], key)
+    try:
+        return decode(_sheet(wb, name, container)[1], key, limits)
+    except DaplanError as exc:
+        exc.file = exc.file or str(container.path)
+        raise
 
 
 def read_return(
@@ -357,12 +404,25 @@ class _ReturnReader:
         self.duplicates: set[str] = set()
         self.proposals: list[Proposal] = []
         self.touched = False  # a row of the scope was read cell by cell
+        # Action id -> where its row is, for rows refused because their Ref or Action is not the ID's own.
+        self.refused: dict[str, str] = {}
+        # id() of a locked table -> action text hash -> ids (see `_owner_of`), built on first use
+        self._by_action: dict[int, dict[str, list[str]]] = {}
+        self.twice: dict[str, list[int]] = {}
 
     @property
     def plan_ids(self) -> Mapping[str, Action]:
         return self.view.index
 
     def read(self) -> ReturnReading:
+        try:
+            return self._read()
+        except DaplanError as exc:
+            # Raised where the file is not known (the metadata's base values, inflated on first use).
+            exc.file = exc.file or str(self.path)
+            raise
+
+    def _read(self) -> ReturnReading:
         p = self.path
         self.container = container = open_container(self.source)
         # Every sheet read is scanned first, so the parser is handed each one inflated once.
@@ -381,7 +441,7 @@ class _ReturnReader:
                     severity="warning",
                 )
             )
-        meta = read_meta(wb, container, self.key)
+        meta = read_meta(wb, container, self.key, self.view.meta_limits)
         if meta.meta is not None and meta.meta.plan_id != self.plan.id:
             raise MetadataError(
                 f"this workbook was issued for another plan ({meta.meta.plan_id!r}, not {self.plan.id!r})",
@@ -405,11 +465,23 @@ class _ReturnReader:
         if self.issued is not None and self.touched:
             # Damaged base values are found now, while the return can still be refused as a whole.
             self.issued.load_base()
+        saved_by = container.saved_by
+        problem = character_problem(saved_by) if saved_by else None
+        if problem:
+            self.findings.append(
+                Finding(
+                    "bad-character",
+                    f"the name of who last saved the workbook, {saved_by!r} (File > Info > Properties), "
+                    f"{problem}; the name is not used",
+                )
+            )
+            saved_by = ""
         # Every ID read is in the scope, once: only a count short of it means a row is missing.
-        if len(self.rows) + len(self.duplicates) < len(self.scope):
+        found = self.duplicates.union(self.refused)
+        if len(self.rows) + len(found) < len(self.scope):
             home = self.view.home
             for action_id in self.scope:
-                if action_id not in self.rows and action_id not in self.duplicates:
+                if action_id not in self.rows and action_id not in found:
                     # Found on the sheet it was issued on; the row itself is gone.
                     self.findings.append(
                         Finding(
@@ -429,7 +501,7 @@ class _ReturnReader:
             self.rows,
             self.proposals,
             self.findings,
-            container.saved_by,
+            saved_by,
         )
 
     def _choose_base(self, meta: MetaReading) -> None:
@@ -477,7 +549,7 @@ class _ReturnReader:
                     Finding("sheet-ignored", "not an area sheet; ignored", sheet=name, severity="warning")
                 )
             return 0
-        header_row, cols = header
+        header_row, cols, twice = header
         if name not in self.expected_sheets:
             self.findings.append(
                 Finding(
@@ -488,21 +560,16 @@ class _ReturnReader:
                 )
             )
         _check_merged(sheet, name, header_row, cols, self.path)
-        for editable in L.EDITABLE_FIELDS:
-            if editable not in cols:
-                header_text = L.COLUMN_BY_KEY[editable].header
-                self.findings.append(
-                    Finding(
-                        "column-missing",
-                        f"no {header_text!r} column: those values were not read",
-                        sheet=name,
-                        severity="warning",
-                    )
-                )
+        self._check_columns(name, header_row, cols, twice)
+        # Columns headed twice are read as refused values only (see `_read_row`).
+        self.twice = twice
         # The fast path compares a row's fingerprint with the one issued; it needs every fingerprinted
-        # column and no formula on the sheet (a formula's cached value could pass for the issued text).
+        # column, once, and no formula or error value on the sheet (a formula's cached value could pass
+        # for the issued text; an error value reads as an empty cell).
         fp_cols = [cols[k] for k in FINGERPRINT_FIELDS if k in cols]
-        fast = bool(self.fingerprints) and not formulas and len(fp_cols) == len(FINGERPRINT_FIELDS)
+        fast = (
+            bool(self.fingerprints) and not formulas and not twice and len(fp_cols) == len(FINGERPRINT_FIELDS)
+        )
         if not fast:
             for r in range(header_row + 1, len(sheet_rows)):
                 row = sheet_rows[r]
@@ -515,13 +582,14 @@ class _ReturnReader:
         # Only a date cell holds a date in a row as issued: it is spelt as the writer did before joining.
         due_at = FINGERPRINT_FIELDS.index("due")
         fingerprints, rows, duplicates, base = self.fingerprints, self.rows, self.duplicates, self.base
+        refused = self.refused
         for r in range(header_row + 1, len(sheet_rows)):
             row = sheet_rows[r]
             # An ID that is not text has no fingerprint (no text equals another type).
             issued = fingerprints.get(row[id_col]) if len(row) >= width else None
             if issued is not None:
                 action_id = row[id_col]
-                if action_id not in rows and action_id not in duplicates:
+                if action_id not in rows and action_id not in duplicates and action_id not in refused:
                     cells = cells_of(row)
                     if type(cells[due_at]) is str:
                         try:
@@ -538,6 +606,42 @@ class _ReturnReader:
             self._read_row(name, r, row, cols, formulas)
         return 1
 
+    def _check_columns(
+        self, name: str, header_row: int, cols: dict[str, int], twice: dict[str, list[int]]
+    ) -> None:
+        """An editable column missing (renamed, deleted) or headed twice is a problem: its edits cannot be
+        read for sure, and must not vanish without a word."""
+        for editable in L.EDITABLE_FIELDS:
+            if editable not in cols:
+                header_text = L.COLUMN_BY_KEY[editable].header
+                self.findings.append(
+                    Finding(
+                        "column-missing",
+                        f"no column headed {header_text!r} (renamed or deleted): no {header_text} on this "
+                        f"sheet was read; put the header {header_text!r} back in row {header_row + 1} and "
+                        "send the workbook again",
+                        sheet=name,
+                        cell=f"{L.column_letter(L.column_index(editable))}{header_row + 1}",
+                    )
+                )
+        for key, columns in twice.items():
+            header_text = L.COLUMN_BY_KEY[key].header
+            cells = ", ".join(cell_ref(header_row, c) for c in columns)
+            self.findings.append(
+                Finding(
+                    "column-duplicated",
+                    f"{len(columns)} columns are headed {header_text!r} ({cells}): "
+                    + (
+                        f"no {header_text} on this sheet was applied; delete the extra column and send "
+                        "the workbook again"
+                        if key in L.EDITABLE_FIELDS
+                        else "the first was read; delete the extra column"
+                    ),
+                    sheet=name,
+                    cell=cell_ref(header_row, columns[1]),
+                )
+            )
+
     def _read_row(
         self, sheet: str, r: int, row: list[Any], cols: dict[str, int], formulas: dict[str, str]
     ) -> None:
@@ -550,27 +654,20 @@ class _ReturnReader:
         id_ref = cell_ref(r, cols["id"])
         action_id = N.text(cell("id"))
         if id_ref in formulas:
-            findings.append(
-                Finding("formula", f"the ID cell holds a formula {formulas[id_ref]}", sheet, id_ref)
-            )
+            what = "an error value" if formulas[id_ref].startswith("#") else "a formula"
+            findings.append(Finding("formula", f"the ID cell holds {what} {formulas[id_ref]}", sheet, id_ref))
             return
         if not action_id:
-            values = {k: N.text(cell(k)) for k in cols if k != "id" and N.text(cell(k))}
-            if values:
-                self.proposals.append(Proposal(sheet, r + 1, values))
-                findings.append(
-                    Finding(
-                        "new-row",
-                        "a row without an ID: a proposed new action",
-                        sheet,
-                        cell_ref(r, 0),
-                        severity="warning",
-                    )
-                )
+            self._read_proposal(sheet, r, row, cols, formulas)
             return
-        if action_id in self.rows or action_id in self.duplicates:
+        if action_id in self.rows or action_id in self.duplicates or action_id in self.refused:
             first = self.rows.get(action_id)
-            where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})" if first else ""
+            if first:
+                where = f" (also {first.sheet}!{cell_ref(first.row - 1, cols['id'])})"
+            elif action_id in self.refused:
+                where = f" (also {self.refused[action_id]})"
+            else:
+                where = ""
             message = f"ID {action_id} appears more than once{where}; neither row was read"
             findings.append(Finding("duplicate-id", message, sheet, id_ref, action_id))
             base = self.base[action_id]
@@ -606,9 +703,12 @@ class _ReturnReader:
             current = self._current()[action_id]
             self._refuse_row("out-of-scope", message, sheet, r, row, cols, formulas, action_id, current)
             return
+        if action_id in self.locked and self._not_its_row(sheet, r, row, cols, formulas, action_id):
+            return
         got: dict[str, str] = {}
+        twice = self.twice
         for key, c in cols.items():
-            if key not in L.EDITABLE_FIELDS and key not in L.LOCKED_FIELDS:
+            if key not in L.EDITABLE_FIELDS:
                 continue
             value = row[c] if c < len(row) else None
 
@@ -618,21 +718,18 @@ class _ReturnReader:
                     Finding(kind, message, sheet, cell_ref(r, c), action_id, field=key, value=N.text(shown))
                 )
 
-            ref = cell_ref(r, c) if formulas else ""
-            if ref in formulas:
-                reject("formula", f"a formula, not a value: {formulas[ref]}", formulas[ref])
+            if twice and key in twice:
+                self._refuse_twice(sheet, r, row, key, formulas, action_id)
                 continue
-            if isinstance(value, str) and len(value) > EXCEL_CELL_LIMIT:
-                reject("too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}")
+            ref = cell_ref(r, c) if formulas else ""
+            problem = _value_problem(ref, value, formulas)
+            if problem is not None and not (
+                # A character the plan itself holds (DEL, a C1 control) is no change: it is not refused.
+                problem[0] == "bad-character" and N.text(value) == self.base[action_id].get(key)
+            ):
+                reject(*problem)
                 continue
             header = L.COLUMN_BY_KEY[key].header
-            if key in L.LOCKED_FIELDS:
-                if action_id in self.locked:
-                    was_ref, was_hash = self.locked[action_id]
-                    now = N.text(value)
-                    if (key == "ref" and now != was_ref) or (key == "action" and text_hash(now) != was_hash):
-                        reject("locked-changed", f"the {header} is fixed; the change was not read")
-                continue
             if L.COLUMN_BY_KEY[key].type == "choice" and not N.text(value) and self.base[action_id].get(key):
                 reject(f"unknown-{key}", f"{header} was cleared; choose a value from the list")
                 continue
@@ -644,6 +741,142 @@ class _ReturnReader:
                 reject(f"unknown-{key}", f"{header}: {exc}")
         self.rows[action_id] = ReturnedRow(action_id, sheet, r + 1, cols, got, self.base)
         self.touched = True
+
+    def _not_its_row(
+        self,
+        sheet: str,
+        r: int,
+        row: list[Any],
+        cols: dict[str, int],
+        formulas: dict[str, str],
+        action_id: str,
+    ) -> bool:
+        """Refuse the row as a whole when its Ref or Action is not the ID's own; True when refused.
+
+        The Ref and Action are what tie a row to its ID: sorting the ID column alone (Excel's "sort
+        selection only") moves IDs between rows, and each row's values would otherwise land on another
+        action.
+        """
+        was_ref, was_hash = self.locked[action_id]
+        changed: list[tuple[str, str, str]] = []  # field, cell, value as read
+        now: dict[str, str] = {}
+        for key in L.LOCKED_FIELDS:
+            c = cols.get(key)
+            if c is None:
+                continue
+            ref = cell_ref(r, c)
+            raw = row[c] if c < len(row) else None
+            if ref in formulas:  # a formula or an error value: not the text issued, whatever it shows
+                changed.append((key, ref, formulas[ref]))
+                continue
+            now[key] = text = N.text(raw)
+            if (key == "ref" and text != was_ref) or (key == "action" and text_hash(text) != was_hash):
+                changed.append((key, ref, text))
+        if not changed:
+            return False
+        id_ref = cell_ref(r, cols["id"])
+        cells = " and ".join(f"{L.COLUMN_BY_KEY[k].header} {ref}" for k, ref, _ in changed)
+        other = self._owner_of(now.get("ref", ""), now["action"]) if "action" in now else ""
+        if other and other != action_id:
+            message = (
+                f"the row of ID {action_id} holds the Ref and Action of {other} ({cells}): was the ID "
+                "column sorted on its own? Nothing in this row was read; put the IDs back beside their "
+                "actions (undo the sort, or sort whole rows) and send the workbook again"
+            )
+        else:
+            message = (
+                f"the {cells} of action {action_id} were changed; they are fixed, so nothing in this row "
+                "was read: put them back as issued and send the workbook again"
+            )
+        self.findings.append(Finding("locked-changed", message, sheet, id_ref, action_id))
+        for key, ref, value in changed:
+            self.findings.append(
+                Finding("locked-changed", message, sheet, ref, action_id, field=key, value=value)
+            )
+        self.refused[action_id] = f"{sheet}!{id_ref}"
+        base = self.base[action_id]
+        self._refuse_row("locked-changed", message, sheet, r, row, cols, formulas, action_id, base)
+        return True
+
+    def _owner_of(self, ref: str, action: str) -> str:
+        """The action whose Action text (and Ref, when several share the text) these are: in the scope
+        first, then anywhere in the plan; '' when none."""
+        digest = text_hash(action)
+        for locked in (self.locked, self.view.locked):
+            index = self._by_action.get(id(locked))
+            if index is None:
+                index = self._by_action[id(locked)] = {}
+                for action_id, (_, was_hash) in locked.items():
+                    index.setdefault(was_hash, []).append(action_id)
+            found = index.get(digest, [])
+            if found:
+                return next((i for i in found if locked[i][0] == ref), found[0])
+        return ""
+
+    def _refuse_twice(
+        self, sheet: str, r: int, row: list[Any], key: str, formulas: dict[str, str], action_id: str
+    ) -> None:
+        """A field headed twice on the sheet: each of its cells that differs from the base is refused."""
+        header = L.COLUMN_BY_KEY[key].header
+        base = self.base[action_id].get(key, "")
+        for c in self.twice[key]:
+            ref = cell_ref(r, c)
+            raw = row[c] if c < len(row) else None
+            problem = _value_problem(ref, raw, formulas)
+            if problem is not None:
+                kind, message, shown = problem
+                value = N.text(shown)
+            else:
+                kind, message = (
+                    "column-duplicated",
+                    f"the sheet has {len(self.twice[key])} {header} columns; none was read",
+                )
+                try:
+                    value = self.norm.field(key, raw)
+                except ValueError:
+                    value = N.text(raw)
+                if value == base:
+                    continue
+            self.findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=value))
+
+    def _read_proposal(
+        self, sheet: str, r: int, row: list[Any], cols: dict[str, int], formulas: dict[str, str]
+    ) -> None:
+        """A row without an ID: a proposed new action, its values checked as an issued row's are."""
+        values: dict[str, str] = {}
+        for key, c in cols.items():
+            if key == "id":
+                continue
+            raw = row[c] if c < len(row) else None
+            ref = cell_ref(r, c)
+            problem = _value_problem(ref, raw, formulas)
+            if problem is not None:
+                kind, message, shown = problem
+                self.findings.append(
+                    Finding(
+                        kind,
+                        f"in a row proposed without an ID, {message}; the value was not taken",
+                        sheet,
+                        ref,
+                        field=key if key in L.EDITABLE_FIELDS or key in L.LOCKED_FIELDS else "",
+                        value=N.text(shown),
+                    )
+                )
+                continue
+            text = N.text(raw)
+            if text:
+                values[key] = text
+        if values:
+            self.proposals.append(Proposal(sheet, r + 1, values))
+            self.findings.append(
+                Finding(
+                    "new-row",
+                    "a row without an ID: a proposed new action",
+                    sheet,
+                    cell_ref(r, 0),
+                    severity="warning",
+                )
+            )
 
     def _current(self) -> BaseValues:
         """The plan's values, normalised, for the rows outside the scope (built on first use)."""
@@ -678,6 +911,26 @@ class _ReturnReader:
                     value = N.text(raw)
             if value != known.get(key, ""):
                 self.findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=value))
+
+
+def _value_problem(ref: str, value: Any, formulas: dict[str, str]) -> tuple[str, str, object] | None:
+    """Why a cell's value cannot be taken, as (finding kind, message, value to show), or None.
+
+    `formulas` holds the sheet's formulas and error values by cell (see container.scan_sheet); `ref` is the
+    cell's reference, or '' when the sheet has none.
+    """
+    if ref in formulas:
+        found = formulas[ref]
+        if found.startswith("#"):
+            return "error-value", f"the error value {found}, not a value: type the value itself", found
+        return "formula", f"a formula, not a value: {found}", found
+    if isinstance(value, str):
+        if len(value) > EXCEL_CELL_LIMIT:
+            return "too-long", f"{len(value):,} characters; a cell holds {EXCEL_CELL_LIMIT:,}", value
+        problem = character_problem(value)
+        if problem:
+            return "bad-character", problem, value
+    return None
 
 
 def _check_merged(sheet: Any, name: str, header_row: int, cols: dict[str, int], path: Path) -> None:

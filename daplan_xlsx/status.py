@@ -7,6 +7,7 @@ from typing import Any
 
 from . import journal as J
 from . import openitems as O
+from .console import printable, shorten, when
 from .container import open_container
 from .distribute import read_manifest
 from .errors import DaplanError
@@ -141,3 +142,65 @@ def _proposals_pending(entries: list[dict[str, Any]]) -> dict[str, int]:
     for sha, n in J.proposals_pending(entries).items():
         out[issue_of[sha]] = out.get(issue_of[sha], 0) + n
     return out
+
+
+def render_status(report: dict[str, Any]) -> str:
+    """The status report as the terminal shows it: names cut to their column with an ellipsis, times in
+    UTC as a person reads them, every text from a plan or a file escaped (see console.printable)."""
+    if "recipients" not in report:  # no outbox: the returns merged so far
+        lines = [f"{'Return':<30} {'Recipient':<40} {'Merged (UTC)':<20}"]
+        for m in report["merged_returns"]:
+            state = (
+                f"{when(m['merged_at'])}, {m['open_items']} open" if m["open_items"] else when(m["merged_at"])
+            )
+            lines.append(
+                f"{shorten(printable(Path(m['file']).name), 30):<30} {shorten(printable(m['recipient']), 40):<40} {state}"
+            )
+        return "\n".join([*lines, *_open_lines(report)])
+    lines = [f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged (UTC)':<20}"]
+    for r in report["recipients"]:
+        returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
+        merged = when(r["merged_at"]) if r["merged_at"] else "-"
+        if r["open_items"]:
+            merged = f"{merged}, {r['open_items']} open"
+        lines.append(
+            f"{shorten(printable(r['recipient']), 40):<40} {r['actions']:>7}  "
+            f"{shorten(printable(returned), 28):<28} {merged:<20}".rstrip()
+        )
+        if r["returned_earlier_issue"]:
+            earlier = printable(", ".join(r["returned_earlier_issue"]))
+            lines.append(f"    returned a workbook issued before it was re-issued: {earlier}")
+        if r["proposals_pending"]:
+            lines.append(
+                f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
+            )
+    t = report["totals"]
+    lines.append(
+        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
+    )
+    if t["proposals_pending"]:
+        lines.append(
+            f"{t['proposals_pending']} proposed new action(s) not yet added: "
+            "merge their returns again with --accept-new."
+        )
+    if report["unmatched_files"]:
+        lines.append("Not from this outbox: " + printable(", ".join(report["unmatched_files"])))
+    return "\n".join([*lines, *_open_lines(report)])
+
+
+def _open_lines(report: dict[str, Any]) -> list[str]:
+    """The open items awaiting the owner, per action."""
+    items = report["open_items"]
+    if not items:
+        return ["No open items."]
+    lines = ["", f"Open items ({len(items)}), per action:"]
+    for action_id, n in report["open_by_action"].items():
+        mine = [i for i in items if i["action_id"] == action_id]
+        fields = ", ".join(sorted({i["field"] for i in mine}))
+        lines.append(
+            f"  {printable(action_id):<10} {n} open ({fields}): {shorten(printable(mine[0]['reason']), 70)}"
+        )
+    lines.append(
+        "Settle them: `daplan conflicts PLAN -o settle.xlsx`, `daplan resolve`, or `daplan recheck`."
+    )
+    return lines

@@ -156,7 +156,7 @@ def plans(draw: st.DrawFn) -> Plan:
                 action=draw(TEXT),
                 response=draw(TEXT),
                 target=draw(TEXT),
-                due=draw(st.none() | st.dates()),
+                due=draw(st.none() | st.dates(dt.date(1900, 3, 1), dt.date(9999, 12, 31))),
                 leads=draw(st.lists(st.sampled_from(lead_names), unique=True, max_size=3))
                 if lead_names
                 else [],
@@ -598,7 +598,7 @@ _FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "action": TEXT,
     "response": TEXT,
     "target": TEXT,
-    "due": st.none() | st.dates(),
+    "due": st.none() | st.dates(dt.date(1900, 3, 1), dt.date(9999, 12, 31)),
     "updated": st.none() | DATETIME,
     "updated_by": TEXT,
     "notes": TEXT,

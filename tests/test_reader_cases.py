@@ -353,7 +353,8 @@ def test_case17_protection_removed_is_not_a_change(issued: Path, plan: Plan) -> 
 
 
 def test_case17_locked_fields_edited_are_findings(issued: Path, plan: Plan) -> None:
-    """Case 17: edits to the locked Action and Ref cells are "locked-changed" findings, never changes."""
+    """Case 17: edits to the locked Action and Ref cells are "locked-changed" findings, never changes: one
+    at the row's ID cell (nothing in the row is read) and one per fixed cell changed, with its value."""
 
     def edit(wb: openpyxl.Workbook) -> None:
         ws = wb[LG]
@@ -364,8 +365,14 @@ def test_case17_locked_fields_edited_are_findings(issued: Path, plan: Plan) -> N
 
     result = diff_return(edited(issued, edit), plan)
     assert result.changes == []
-    assert kinds(result) == [("locked-changed", LG, "C6"), ("locked-changed", LG, "B7")]
-    assert [f.action_id for f in result.findings] == ["LG-1", "LG-2"]
+    assert kinds(result) == [
+        ("locked-changed", LG, "A6"),
+        ("locked-changed", LG, "C6"),
+        ("locked-changed", LG, "A7"),
+        ("locked-changed", LG, "B7"),
+    ]
+    assert [f.action_id for f in result.findings] == ["LG-1", "LG-1", "LG-2", "LG-2"]
+    assert [f.field for f in result.findings] == ["", "action", "", "ref"]
 
 
 # -- cell values ------------------------------------------------------------------------------------------

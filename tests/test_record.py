@@ -75,7 +75,7 @@ def test_decisions_stay_open_until_settled(tmp_path: Path) -> None:
     assert hop["merged_at"] and hop["open_items"] == 2
     assert data["open_by_action"] == {"LG-1": 1, "LG-2": 1}
     text = run("status", loop.plan_path, loop.outbox).stdout
-    assert "(2 open)" in text and "Open items (2)" in text
+    assert ", 2 open" in text and "Open items (2)" in text
 
     # The missing lead is added: recheck applies the refused value under the three-way rule.
     add_lead(loop.plan_path, "DCI Jones")

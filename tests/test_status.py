@@ -16,6 +16,7 @@ from returns import Loop
 
 from daplan_xlsx import journal as J
 from daplan_xlsx.cli import cli
+from daplan_xlsx.console import when
 from daplan_xlsx.errors import DaplanError
 from daplan_xlsx.model import Plan
 from daplan_xlsx.planfile import load_plan
@@ -148,7 +149,8 @@ def test_after_merge_the_merged_time_comes_from_the_journal(tmp_path: Path) -> N
     assert got["Head of Protect"]["outstanding"] is False
     assert got["Head of Protect"]["merged_at"] == returns[0]["time"]
     text = run("status", loop.plan_path, loop.outbox, loop.inbox).stdout
-    assert returns[0]["time"][:19] in text
+    # As a person reads a time, in UTC: "30 Nov 2026 10:26", not ISO.
+    assert when(returns[0]["time"]) in text and returns[0]["time"][:19] not in text
 
 
 def proposing(loop: Loop, name: str, *actions: str) -> Path:
