@@ -25,7 +25,10 @@ EXIT_OK, EXIT_ATTENTION, EXIT_UNUSABLE = 0, 1, 2
 
 
 class DaplanGroup(click.Group):
-    """Turns DaplanError into `Error: …` and exit 2; `--debug` shows the traceback instead."""
+    """Turns DaplanError into `Error: …` and exit 2; `--debug` shows the traceback instead.
+
+    Usage errors exit 2 as they are: click's UsageError has that exit code.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,9 +38,6 @@ class DaplanGroup(click.Group):
                 raise
             click.echo(f"Error: {printable(exc.one_line())}", err=True)
             ctx.exit(EXIT_UNUSABLE)
-        except click.UsageError as exc:
-            exc.exit_code = EXIT_UNUSABLE
-            raise
         except OSError as exc:
             if ctx.meta.get("daplan.debug"):
                 raise
@@ -91,6 +91,13 @@ def _record(plan: Path) -> Any:
     from .record import Record
 
     return Record(plan, wait=click.get_current_context().meta.get("daplan.wait"))
+
+
+class UnusableInput(click.ClickException):
+    """`Error: …` and exit 2 for a command's own refusal (click's ClickException exits 1; click 8.5 makes
+    `exit_code` a class variable, so it is set here rather than on an instance)."""
+
+    exit_code = EXIT_UNUSABLE
 
 
 def plan_argument(f: F) -> F:
@@ -675,9 +682,7 @@ def demo(folder: Path, force: bool) -> None:
         except SystemExit as exc:  # commands that need a person exit 1 through sys.exit
             code = exc.code
         if code == EXIT_UNUSABLE:
-            stop = click.ClickException(f"the demo stopped at step {title}: see the message above")
-            stop.exit_code = EXIT_UNUSABLE
-            raise stop
+            raise UnusableInput(f"the demo stopped at step {title}: see the message above")
         return int(code or 0)
 
     click.echo(f"daplan demo: the whole loop on the West Yorkshire 2014 plan, in {folder}/")

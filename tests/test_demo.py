@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import openpyxl
+import pytest
 from click.testing import CliRunner
 
 from daplan_xlsx import journal as J
@@ -63,3 +64,26 @@ def test_demo_refuses_a_folder_in_use_unless_forced(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", str(folder), "--force"])
     assert result.exit_code == 0, result.output
     assert (folder / "mine.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_demo_stops_with_exit_2_at_a_step_that_cannot_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that exits 2 (here: the copied plan does not validate) ends the demo there, exit 2."""
+    import daplan_xlsx.demo as demo
+
+    real = demo.prepare_folder
+
+    def broken(folder: Path, force: bool) -> Path:
+        plan = real(folder, force)
+        text = plan.read_text(encoding="utf-8")
+        plan.write_text(text.replace("status: Complete", "status: Done", 1), encoding="utf-8")
+        return plan
+
+    monkeypatch.setattr(demo, "prepare_folder", broken)
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "demo")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the demo stopped at step 2. Check it: see the message above"
+    )
+    assert "== 3. " not in result.stdout
