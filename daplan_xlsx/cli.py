@@ -86,11 +86,17 @@ def cli(ctx: click.Context, debug: bool, wait: float | None) -> None:
     ctx.meta["daplan.wait"] = wait
 
 
+def _wait() -> float | None:
+    """`--wait`, when given: how long a command waits for another one changing the same plan."""
+    wait: float | None = click.get_current_context().meta.get("daplan.wait")
+    return wait
+
+
 def _record(plan: Path) -> Any:
     """The plan's record, locked for this command (see record.py)."""
     from .record import Record
 
-    return Record(plan, wait=click.get_current_context().meta.get("daplan.wait"))
+    return Record(plan, wait=_wait())
 
 
 class UnusableInput(click.ClickException):
@@ -148,7 +154,7 @@ def new(
     """
     from . import templates
     from .errors import OutputExists
-    from .planfile import save_plan
+    from .record import write_new_plan
 
     if ctx.args:
         if len(ctx.args) == 1 and force and not force_name:
@@ -168,7 +174,7 @@ def new(
             "the plan file already exists", file=output, hint="choose another path or pass --force"
         )
     plan = templates.new_plan(template, force_name)
-    save_plan(plan, output)
+    write_new_plan(output, plan, wait=_wait())
     n = len(plan.iter_actions())
     shown = f'"{output}"' if any(ch.isspace() for ch in str(output)) else str(output)
     click.echo(f"Wrote {output}: {len(plan.areas)} areas, {n} actions, no leads yet.")
@@ -802,7 +808,7 @@ def import_command(
     """
     from .errors import OutputExists
     from .importer import import_workbook, load_status_map
-    from .planfile import save_plan
+    from .record import write_new_plan
 
     if output.exists() and workbook.exists() and output.resolve() == workbook.resolve():
         raise OutputExists(
@@ -814,7 +820,7 @@ def import_command(
         )
     mapping = load_status_map(status_map) if status_map is not None else None
     result = import_workbook(workbook, force_name=force_name, status_map=mapping)
-    save_plan(result.plan, output)
+    write_new_plan(output, result.plan, wait=_wait())
     click.echo(f"Imported {workbook.name} into {output}.")
     for line in result.summary():
         click.echo(line)

@@ -222,6 +222,7 @@ def commit_plan(plan_path: Path, plan: Plan, entries: list[dict[str, Any]], *, b
         original = _read_current(target)
         _check_unchanged(plan_path, original, base)
         jpath = J.journal_path(target)
+        _tidy_temporary_files(target)
         J.compact(jpath, base.revision)
         J.append(jpath, entries)
         # Dumped once, and only the changed actions when the plan's cache allows: a full dump of 20,000
@@ -272,6 +273,36 @@ def put_in_place(tmp: Path, output: Path) -> None:
 
     os.chmod(tmp, new_file_mode(output))
     os.replace(tmp, output)
+
+
+def write_new_plan(plan_path: Path, plan: Plan, *, wait: float | None = None) -> None:
+    """Write a new plan (`new`, `import`) under the lock, never over a plan that has a record.
+
+    A plan with a journal has history: replacing the file would leave that journal beside another plan, and
+    the next commit would tidy its lines away.
+    """
+    from .planfile import save_plan
+
+    check_output(plan_path, what="plan file")
+    with plan_lock(plan_path, wait=wait):
+        journal = J.journal_path(real_plan_path(plan_path))
+        if journal.is_file() and journal.stat().st_size > 0:
+            raise OutputExists(
+                f"{plan_path.name} has a record of merges and publications ({journal.name}); a new plan "
+                "would lose it",
+                file=plan_path,
+                hint="choose another path, or move the plan and its journal elsewhere first",
+            )
+        save_plan(plan, plan_path, keep_comments=False)
+
+
+def _tidy_temporary_files(target: Path) -> None:
+    """Temporary files a killed writer left beside the plan; only the lock holder may call this."""
+    journal = J.journal_path(target)
+    for pattern in (f".{target.name}.*.tmp", f".{journal.name}.*.tmp"):
+        for stale in target.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 # -- outputs never land on the record --------------------------------------------------------------------------

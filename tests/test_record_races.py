@@ -691,11 +691,6 @@ def _merge_paused_before_replacing(plan_path: Path, files: list[Path], conn: Any
     conn.send("done")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`daplan new --force` (and `import --force`) replace the plan file without taking the plan's lock: "
-    "they write while a merge holds it, and the merge's commit then silently replaces the new plan",
-)
 def test_new_force_over_a_plan_being_committed_is_not_lost(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     ret = loop.returned("Chief Constable", EDITS_CC)
@@ -719,3 +714,14 @@ def test_new_force_over_a_plan_being_committed_is_not_lost(tmp_path: Path) -> No
     else:  # or it waited for the lock and refused, in one line, writing nothing
         assert new.returncode == 2 and err.count("Error: ") == 1, (out, err)
         check_merged(loop.plan_path, initial, {ret: EDITS_CC}, "after the refused `new`")
+
+
+def test_new_force_never_replaces_a_plan_with_a_record(tmp_path: Path) -> None:
+    """A plan with a journal has history: `new --force` and `import --force` refuse to orphan it."""
+    loop = Loop(tmp_path, make_plan())
+    merge_job(loop.plan_path, [loop.returned("Chief Constable", EDITS_CC)])
+    before = loop.snapshot()
+    new = daplan("new", "--force-name", "Other Police", "--force", "-o", loop.plan_path)
+    out, err = new.communicate(timeout=60)
+    assert new.returncode == 2 and "has a record of merges" in err and err.count("\n") == 1, (out, err)
+    assert loop.snapshot() == before
