@@ -115,7 +115,13 @@ def key_file_option(f: F) -> F:
         "--key-file",
         type=click.Path(path_type=Path),
         envvar="DAPLAN_KEY_FILE",
-        help="Owner's signing key (default: $DAPLAN_KEY_FILE). Workbooks are signed with it.",
+        help="Owner's signing key (default: $DAPLAN_KEY_FILE, else the plan's own key, made on first use).",
+    )(f)
+
+
+def no_sign_option(f: F) -> F:
+    return click.option(
+        "--no-sign", is_flag=True, help="Do not sign the workbooks (returns are still checked against the record)."
     )(f)
 
 
@@ -285,7 +291,10 @@ def keygen(output: Path) -> None:
 )
 @click.option("--inbox", type=click.Path(path_type=Path), help="Folder of returned workbooks, with --outbox.")
 @key_file_option
-def build(plan: Path, output: Path, outbox: Path | None, inbox: Path | None, key_file: Path | None) -> None:
+@no_sign_option
+def build(
+    plan: Path, output: Path, outbox: Path | None, inbox: Path | None, key_file: Path | None, no_sign: bool
+) -> None:
     """Write the consolidated master workbook of the whole plan.
 
     Its first sheet is a Dashboard (actions by area and status with a chart, open actions past their due
@@ -294,14 +303,14 @@ def build(plan: Path, output: Path, outbox: Path | None, inbox: Path | None, key
     """
     from .master import master_content, write_master
     from .record import check_output
-    from .signing import load_key
+    from .trust import choose_key
     from .writer import utc_now
 
     if inbox is not None and outbox is None:
         raise click.UsageError("--inbox needs --outbox (the distribution the returns answer)")
     check_output(output, plan_path=plan, what="workbook")
     p = _load(plan)
-    key = load_key(key_file) if key_file else None
+    key = choose_key(p.id, key_file, sign=not no_sign)
     now = utc_now()
     content = master_content(p, plan, today=now.date(), outbox=outbox, inbox=inbox)
     info = write_master(p, output, content, key=key, clock=lambda: now)
@@ -331,14 +340,15 @@ def diff(
     from .diff import diff_return
     from .diffview import render_html, render_text
     from .planfile import atomic_write_bytes
-    from .record import check_output
-    from .signing import load_key
+    from .record import Record, check_output
+    from .trust import choose_key, register_of
 
     if html_file is not None:
         check_output(html_file, plan_path=plan, inputs=[returned], what="HTML file")
-    p = _load(plan)
-    key = load_key(key_file) if key_file else None
-    result = diff_return(returned, p, key)
+    rec = Record(plan)  # read only: no lock
+    p = rec.load()
+    key = choose_key(p.id, key_file, create=False)
+    result = diff_return(returned, p, key, register=register_of(rec.entries()))
     if html_file is not None:
         atomic_write_bytes(html_file, render_html(result).encode("utf-8"))
     if as_json:
@@ -372,8 +382,9 @@ def _progress_bar(length: int, label: str) -> Any:
 @click.option("--only", help="Issue just this one recipient's workbook.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
 @key_file_option
+@no_sign_option
 def distribute(
-    plan: Path, output: Path, by: str, only: str | None, force: bool, key_file: Path | None
+    plan: Path, output: Path, by: str, only: str | None, force: bool, key_file: Path | None, no_sign: bool
 ) -> None:
     """Write one workbook per recipient and OUTPUT/manifest.json.
 
@@ -384,11 +395,11 @@ def distribute(
     """
     from .distribute import distribute as run_distribute
     from .distribute import is_named, recipients
-    from .signing import load_key
+    from .trust import choose_key
 
     with _record(plan) as rec:  # the outbox and the record are written by one command at a time
         p = rec.load()
-        key = load_key(key_file) if key_file else None
+        key = choose_key(p.id, key_file, sign=not no_sign)
         total = 1 if only else len(recipients(p, by))  # type: ignore[arg-type]
         with _progress_bar(total, "Writing workbooks") as bar:
             manifest = run_distribute(
@@ -399,6 +410,7 @@ def distribute(
                 key=key,
                 force=force,
                 progress=(lambda _name: bar.update(1)) if bar else None,
+                plan_path=plan,
             )
     # Re-issued with --only, the manifest also lists everyone else's earlier workbooks: name what was written.
     written = [wb for wb in manifest["workbooks"] if only is None or is_named(wb["recipient"], only)]
@@ -455,7 +467,7 @@ def merge(
     from .openitems import open_items
     from .planfile import atomic_write_bytes
     from .record import check_output, put_in_place, staged
-    from .signing import load_key
+    from .trust import choose_key, issue_line
 
     # Outputs are checked before anything is read or written: a bad path costs nothing.
     for out in (report_file, conflicts_workbook):
@@ -463,7 +475,7 @@ def merge(
             check_output(out, plan_path=plan, inputs=returns)
     with _record(plan) as rec, contextlib.ExitStack() as stack:
         p = rec.load()
-        key = load_key(key_file) if key_file else None
+        key = choose_key(p.id, key_file, create=False)
         entries = rec.entries()
         with _progress_bar(len(returns), "Reading returns") as bar:
             result = merge_returns(
@@ -485,7 +497,19 @@ def merge(
             if conflicts_workbook is not None:
                 items = open_items(J.live(entries + result.journal))
                 tmp = stack.enter_context(staged(conflicts_workbook))
-                if write_conflicts_workbook(result.plan, items, tmp, key) is not None:
+                wb_key = choose_key(p.id, key_file)  # the owner's workbook is signed like any other
+                info = write_conflicts_workbook(result.plan, items, tmp, wb_key)
+                if info is not None:
+                    result.journal.append(
+                        issue_line(
+                            info,
+                            file=str(conflicts_workbook),
+                            kind="conflicts",
+                            signed=wb_key is not None,
+                            plan_revision=result.plan.revision,
+                            time=info.issued_at.isoformat(),
+                        )
+                    )
                     ready.append((tmp, conflicts_workbook))
                     report += (
                         f"\n\nConflicts workbook: {conflicts_workbook} ({len(items)} open item(s); settle the "
@@ -521,15 +545,29 @@ def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
     """
     from .mergeview import write_conflicts_workbook
     from .openitems import open_items
-    from .record import Record, check_output
-    from .signing import load_key
+    from .record import check_output
+    from .trust import choose_key, issue_line
 
     check_output(output, plan_path=plan, what="workbook")
-    rec = Record(plan)  # read only: no lock
-    p = rec.load()
-    items = open_items(rec.entries())
-    key = load_key(key_file) if key_file else None
-    if write_conflicts_workbook(p, items, output, key) is None:
+    with _record(plan) as rec:  # the workbook is recorded as issued, so its return is checked
+        p = rec.load()
+        items = open_items(rec.entries())
+        key = choose_key(p.id, key_file)
+        info = write_conflicts_workbook(p, items, output, key)
+        if info is not None:
+            rec.append(
+                [
+                    issue_line(
+                        info,
+                        file=str(output),
+                        kind="conflicts",
+                        signed=key is not None,
+                        plan_revision=p.revision,
+                        time=info.issued_at.isoformat(),
+                    )
+                ]
+            )
+    if info is None:
         click.echo("No open items on record: nothing to settle, no workbook written.")
         sys.exit(EXIT_ATTENTION if items else EXIT_OK)
     actions = len({i.action_id for i in items})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from . import layout as L
 from .model import Plan
@@ -70,6 +72,13 @@ def changes_of(reading: ReturnReading) -> list[Change]:
     return out
 
 
-def diff_return(path: str | Path, plan: Plan, key: bytes | None = None) -> DiffResult:
-    reading = read_return(path, plan, key)
+def diff_return(
+    path: str | Path,
+    plan: Plan,
+    key: bytes | None = None,
+    *,
+    register: Mapping[str, dict[str, Any]] | None = None,
+) -> DiffResult:
+    """What the return changes; `register` (trust.register_of) is the plan's record of issued workbooks."""
+    reading = read_return(path, plan, key, register=register)
     return DiffResult(reading, changes_of(reading))

@@ -15,7 +15,8 @@ from .errors import DaplanError, OutputExists
 from .merge import file_sha256
 from .model import Plan
 from .planfile import atomic_write_bytes
-from .record import is_bare_name
+from .record import append_lines, is_bare_name
+from .trust import issue_line
 from .writer import Clock, IssueInfo, utc_now, write_workbook
 
 MANIFEST = "manifest.json"
@@ -73,8 +74,12 @@ def distribute(
     force: bool = False,
     clock: Clock = utc_now,
     progress: Callable[[str], None] | None = None,
+    plan_path: Path | None = None,
 ) -> dict[str, Any]:
     """Write the workbooks and `manifest.json`; return the manifest.
+
+    With `plan_path`, every workbook is also recorded in the plan's journal (an `issue` line, see trust.py),
+    so its return is checked against what was really issued.
 
     With `only` and `force` into an outbox that already has a manifest of this plan, the recipient's entry
     is replaced and everyone else's kept, so `daplan status` still knows every workbook issued.
@@ -102,6 +107,7 @@ def distribute(
     taken = {wb["file"] for wb in kept}
     outdir.mkdir(parents=True, exist_ok=True)
     issued_at = clock()
+    issued: list[dict[str, Any]] = []
     with collector.sparing_existing():  # the plan is not walked again after each workbook
         entries = []
         for r in chosen:
@@ -122,6 +128,16 @@ def distribute(
                     "plan_revision": plan.revision,
                     "issued_at": issued_at.isoformat(),
                 }
+            )
+            issued.append(
+                issue_line(
+                    info,
+                    file=str(path),
+                    kind="lead",
+                    signed=key is not None,
+                    plan_revision=plan.revision,
+                    time=issued_at.isoformat(),
+                )
             )
             if progress:
                 progress(r.name)
@@ -157,6 +173,9 @@ def distribute(
         "workbooks": entries,
         "superseded": superseded,
     }
+    if plan_path is not None:
+        # Recorded before the manifest: a workbook in the outbox is never one the record does not know.
+        append_lines(plan_path, issued)
     atomic_write_bytes(
         outdir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
     )

@@ -12,6 +12,7 @@
     {"event": "settle", "item", "how", "value", "candidate", "reason", "by"}
     {"event": "undo", "undone", "by"}
     {"event": "publish", "file", "format"}
+    {"event": "issue", "issue_id", "recipient", "scope", "kind", "signed", "checksum", "file"}
 
 - `return`: a return was merged. `proposals_pending` counts its proposed new rows left unadded because the
   merge ran without `--accept-new`; merged again with `--accept-new`, they are added and a new `return` line
@@ -29,6 +30,8 @@
   "reopened-as"), by whom, with which value and why.
 - `undo`: the commit at revision `undone` was reverted; its lines no longer count (see `live`).
 - `publish`: `daplan export` published the plan at this revision; the master marks what changed since.
+- `issue`: a workbook was issued (`distribute`, the conflicts workbook): its issue id, recipient, scope,
+  kind, whether it was signed and the checksum of its metadata. Returns are checked against it (trust.py).
 
 Every commit appends its lines (flushed and fsynced) *before* it replaces the plan, under the plan's lock. If
 it is killed in between, the journal holds lines whose revision is above the plan's: they describe a commit
@@ -49,7 +52,7 @@ from .errors import PlanFileError
 # The events a commit produces; an `undo` makes them no longer count. `publish` only saw a revision.
 COMMIT_EVENTS = ("return", "change", "add", "open", "settle")
 
-_STR, _INT, _LIST, _DICT = str, int, list, dict
+_STR, _INT, _LIST, _DICT, _BOOL = str, int, list, dict, bool
 # What each event must carry, and of what type (beyond `event`, `time` and `revision`).
 _REQUIRED: dict[str, dict[str, type]] = {
     "return": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR},
@@ -68,6 +71,15 @@ _REQUIRED: dict[str, dict[str, type]] = {
     },
     "settle": {"item": _STR, "how": _STR, "value": _STR, "reason": _STR, "by": _STR},
     "undo": {"undone": _INT, "by": _STR},
+    "issue": {
+        "issue_id": _STR,
+        "recipient": _STR,
+        "scope": _LIST,
+        "kind": _STR,
+        "signed": _BOOL,
+        "checksum": _STR,
+        "file": _STR,
+    },
 }
 _OPTIONAL: dict[str, dict[str, type]] = {
     "return": {"issued_at": _STR, "proposals_pending": _INT},
@@ -96,7 +108,7 @@ class MergedReturn:
 
 
 def _type_name(t: type) -> str:
-    return {str: "text", int: "a whole number", list: "a list", dict: "a mapping"}[t]
+    return {str: "text", int: "a whole number", list: "a list", dict: "a mapping", bool: "true or false"}[t]
 
 
 def _is(value: Any, t: type) -> bool:

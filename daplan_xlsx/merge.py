@@ -40,6 +40,7 @@ from .errors import MetadataError
 from .meta import field_value
 from .model import EXCEL_CELL_LIMIT, Action, Plan
 from .reader import Finding, PlanView, Proposal, normalise_field, read_return
+from .trust import register_of
 
 Outcome = Literal["applied", "conflict", "rejected", "unchanged"]
 MERGE_FORMAT = 1
@@ -171,6 +172,7 @@ class _Collected:
     touched: set[str] = dc_field(default_factory=set)
     open: list[O.OpenItem] = dc_field(default_factory=list)
     retired: set[str] = dc_field(default_factory=set)  # ids of added actions an undo removed
+    register: dict[str, dict[str, Any]] = dc_field(default_factory=dict)  # issue id -> its `issue` line
 
 
 @collector.sparing_existing()  # the plan is not walked again and again as returns are read
@@ -194,6 +196,7 @@ def merge_returns(
     )
     c.open = O.open_items(journal)
     c.retired = J.retired_ids(journal)
+    c.register = register_of(journal)
     # Files in name order so reports are stable; the decisions themselves do not depend on it.
     for path in sorted(paths, key=lambda p: str(p)):
         _collect(path, c)
@@ -409,7 +412,7 @@ def _collect(path: Path, c: _Collected) -> None:
         c.returns.append(ReturnSummary(source, sha, earlier.issue_id, earlier.recipient, note=ALREADY_MERGED))
         return
     try:
-        reading = read_return(file, c.plan, c.key, view=c.view)
+        reading = read_return(file, c.plan, c.key, view=c.view, register=c.register)
     except MetadataError as exc:
         c.returns.append(ReturnSummary(source, sha, note=exc.one_line()))
         c.items.append(MergeItem("", "", "rejected", source, reason=exc.what))
@@ -423,7 +426,8 @@ def _collect(path: Path, c: _Collected) -> None:
         refusal = f"metadata tampered: {meta.problem}"
     elif meta.verdict == "missing":
         refusal = "no issue metadata, so there is no base to merge against (see it with `daplan diff`)"
-    elif meta.verdict == "unsigned" and c.key is not None:
+    elif meta.verdict == "unsigned" and c.key is not None and reading.issue_id not in c.register:
+        # Not in the record of issues, so the record cannot say it went out unsigned.
         refusal = "the workbook is not signed, but the plan owner has a key: it was not issued by this owner"
     if refusal:
         summary.note = refusal
@@ -443,8 +447,13 @@ def _collect(path: Path, c: _Collected) -> None:
         )
         return
     summary.accepted = True
+    registered = reading.issue_id in c.register
     if meta.verdict == "unsigned":
-        summary.note = "unsigned: accepted because the plan owner has no signing key"
+        summary.note = (
+            "unsigned (issued with --no-sign): checked against the plan's record of issued workbooks"
+            if registered
+            else "unsigned: accepted because the plan owner has no signing key"
+        )
     elif not meta.signature_checked:
         summary.note = "signed, but the signature was not checked (no key given)"
     assert meta.meta is not None

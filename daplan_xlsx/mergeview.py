@@ -184,4 +184,6 @@ def write_conflicts_workbook(
         ],
         rows,
     )
-    return write_workbook(plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet)
+    return write_workbook(
+        plan, path, scope=ids, recipient=RESOLUTION_RECIPIENT, key=key, extra_sheet=sheet, kind="conflicts"
+    )

@@ -46,6 +46,8 @@ FIRST_CHUNK_ROW = 6
 FINGERPRINT_FIELDS: tuple[str, ...] = ("id", "ref", "action", *EDITABLE_FIELDS)
 
 Verdict = Literal["intact", "unsigned", "tampered", "missing"]
+# The kinds of workbook daplan issues (see IssueMeta.kind).
+KINDS = ("lead", "conflicts", "master")
 
 # Size caps for inflating the metadata. The header holds, per action issued, its id three times (at most 64
 # characters each), two short hashes and its Ref; the base values hold, per action, six fields of at most
@@ -139,6 +141,11 @@ class IssueMeta:
     sheets: dict[str, str]
     fields: list[str] = field(default_factory=lambda: list(EDITABLE_FIELDS))
     format: int = FORMAT_VERSION
+    # What the workbook is for: a lead's ("lead"), the owner's conflicts workbook ("conflicts"), the master
+    # ("master", for reading only). Signed and registered with the rest, so it cannot be changed unnoticed.
+    kind: str = "lead"
+    # The checksum written with the metadata (set by `encode`): the issue register records it.
+    _checksum: str = field(default="", repr=False, compare=False)
     _base_lines: list[bytes] = field(default_factory=list, repr=False, compare=False)
     _position: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     # The base values as read, compressed: inflated into _base_lines on first use (see `load_base`).
@@ -185,7 +192,10 @@ class IssueMeta:
     def header(self) -> dict[str, Any]:
         # Shallow: json.dumps walks the nested dicts and lists itself; asdict's deep copy of 20,000
         # actions' entries cost more than the whole rest of the metadata.
-        return {f.name: getattr(self, f.name) for f in dataclass_fields(self) if not f.name.startswith("_")}
+        out = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if not f.name.startswith("_")}
+        if out["kind"] == "lead":
+            del out["kind"]  # a lead's workbook is written as before kinds existed: older readers take it
+        return out
 
 
 @dataclass
@@ -197,6 +207,7 @@ class MetaReading:
     signed: bool = False
     signature_checked: bool = False
     problem: str = ""
+    checksum: str = ""  # as stored in the workbook
 
 
 def text_hash(text: str) -> str:
@@ -276,6 +287,7 @@ def encode(meta: IssueMeta, key: bytes | None) -> list[tuple[int, int, str]]:
     """The cells of the metadata sheet as (row, col, text)."""
     header, base = _blobs(meta)
     payload = _signed_bytes(header, base)
+    meta._checksum = signing.checksum(payload)
     chunks = []
     for blob in (header, base):
         text = base64.b64encode(blob).decode("ascii")
@@ -327,6 +339,7 @@ _HEADER_TYPES: dict[str, Any] = {
     "sheets": {str: str},
     "fields": [str],
     "format": int,
+    "kind": str,
 }
 _HEADER_REQUIRED = (
     "plan_id",
@@ -364,6 +377,8 @@ def _shape_problem(data: object, limits: MetaLimits) -> str | None:
         problem = text_problem(text) or _control_problem(text, allow="\n\t\r" if name == "recipient" else "")
         if problem:
             return f"the header's {name} {problem}"
+    if data.get("kind", "lead") not in KINDS:
+        return "the header names an unknown kind of workbook"
     scope = data["scope"]
     if len(scope) > limits.max_scope:
         return f"the scope lists {len(scope):,} actions; the plan has room for {limits.max_scope:,}"
@@ -465,11 +480,12 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None, limits: MetaLimits 
         return tampered(
             f"metadata format {meta.format} is newer than this daplan understands; upgrade daplan"
         )
+    checksum = _cell(rows, _ROWS["checksum"], 1)
     if not signature:
-        return MetaReading("unsigned", meta)
+        return MetaReading("unsigned", meta, checksum=checksum)
     if key is None:
-        return MetaReading("intact", meta, signed=True, signature_checked=False)
-    return MetaReading("intact", meta, signed=True, signature_checked=True)
+        return MetaReading("intact", meta, signed=True, signature_checked=False, checksum=checksum)
+    return MetaReading("intact", meta, signed=True, signature_checked=True, checksum=checksum)
 
 
 def read_workbook_meta(path: str | os.PathLike[str], key: bytes | None = None) -> MetaReading:

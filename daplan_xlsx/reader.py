@@ -45,6 +45,7 @@ from .meta import (
     text_hash,
 )
 from .model import EXCEL_CELL_LIMIT, Action, Plan
+from .trust import judge
 
 HEADER_SCAN_ROWS = 30
 SUPPORT_SHEETS = {
@@ -362,14 +363,20 @@ def read_meta(
 
 
 def read_return(
-    path: str | Path | ReturnFile, plan: Plan, key: bytes | None = None, *, view: PlanView | None = None
+    path: str | Path | ReturnFile,
+    plan: Plan,
+    key: bytes | None = None,
+    *,
+    view: PlanView | None = None,
+    register: Mapping[str, dict[str, Any]] | None = None,
 ) -> ReturnReading:
     """Read a returned workbook against the plan. Raises ReturnUnreadable/MetadataError when unusable.
 
-    `path` may be a file already read (`container.read_file`); `view`, a view of this plan shared by reads.
+    `path` may be a file already read (`container.read_file`); `view`, a view of this plan shared by reads;
+    `register`, the plan's record of issued workbooks (trust.register_of), which the metadata must match.
     """
     source = path if isinstance(path, ReturnFile) else Path(path)
-    return _ReturnReader(source, view if view is not None else PlanView(plan), key).read()
+    return _ReturnReader(source, view if view is not None else PlanView(plan), key, register).read()
 
 
 _MIDNIGHT = dt.time(0)
@@ -393,7 +400,14 @@ def _fingerprint_cells(cells: Iterable[Any]) -> str:
 
 
 class _ReturnReader:
-    def __init__(self, source: Path | ReturnFile, view: PlanView, key: bytes | None) -> None:
+    def __init__(
+        self,
+        source: Path | ReturnFile,
+        view: PlanView,
+        key: bytes | None,
+        register: Mapping[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.register = register
         self.source = source
         self.path = source.path if isinstance(source, ReturnFile) else source
         self.view = view
@@ -441,7 +455,9 @@ class _ReturnReader:
                     severity="warning",
                 )
             )
-        meta = read_meta(wb, container, self.key, self.view.meta_limits)
+        meta = judge(
+            read_meta(wb, container, self.key, self.view.meta_limits), self.register, self.key, self.plan.id
+        )
         if meta.meta is not None and meta.meta.plan_id != self.plan.id:
             raise MetadataError(
                 f"this workbook was issued for another plan ({meta.meta.plan_id!r}, not {self.plan.id!r})",

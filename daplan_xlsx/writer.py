@@ -603,6 +603,7 @@ def write_workbook(
     issue_id: str | None = None,
     extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
     master: MasterContent | None = None,
+    kind: str = "lead",
 ) -> IssueInfo:
     """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None).
 
@@ -631,6 +632,7 @@ def write_workbook(
     issued_at = clock()
     issue = issue_id or str(uuid.uuid4())
     meta = build_meta(plan, ordered_scope, recipient, issue, issued_at)
+    meta.kind = "master" if master is not None else kind
 
     # Written beside the target and renamed into place, so a failure never leaves half a workbook.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)

@@ -22,6 +22,12 @@ def fixed_clock() -> dt.datetime:
     return FIXED_TIME
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signing keys made by commands go to a folder of the test's own, never the user's configuration."""
+    monkeypatch.setenv("DAPLAN_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
 def make_plan(n_local: int = 1) -> Plan:
     """Two areas, a handful of actions with awkward text, two leads and a glossary."""
     leads = [Lead(name="Chief Constable"), Lead(name="Head of Protect"), Lead(name="Area Commanders")]

@@ -244,7 +244,7 @@ class Loop:
         self.inbox = root / "inbox"
         self.inbox.mkdir(parents=True, exist_ok=True)
         save_plan(plan, self.plan_path)
-        kwargs: dict[str, Any] = {"by": by, "key": key}
+        kwargs: dict[str, Any] = {"by": by, "key": key, "plan_path": self.plan_path}
         if clock is not None:
             kwargs["clock"] = clock
         self.manifest = distribute(plan, self.outbox, **kwargs)

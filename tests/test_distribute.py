@@ -276,7 +276,7 @@ def test_reissue_one_recipient_keeps_the_others(tmp_path: Path) -> None:
     assert hop["sha256"] == file_sha256(out / hop["file"]) != old["Head of Protect"]["sha256"]
     assert read_workbook_meta(out / hop["file"]).meta.issue_id == hop["issue_id"]  # type: ignore[union-attr]
     assert hop["issued_at"] >= old["Head of Protect"]["issued_at"] == before["issued_at"]
-    assert after["plan_id"] == before["plan_id"] and after["by"] == "lead" and after["signed"] is False
+    assert after["plan_id"] == before["plan_id"] and after["by"] == "lead" and after["signed"] is True
     assert before["superseded"] == []
     assert after["superseded"] == [{**old["Head of Protect"], "superseded_at": hop["issued_at"]}]
     assert sorted(p.name for p in out.iterdir()) == sorted(

@@ -413,6 +413,11 @@ def test_header_of_the_wrong_shape_is_tampered(loop: Loop, change: Callable[[dic
 def test_base_values_not_json_are_one_line(loop: Loop) -> None:
     src = loop.returned(HOP, {("LG-2", "notes"): "edited"})
     f = forge(src, loop.inbox / "base-junk.xlsx", base=zlib.compress(b"not json\n{also not"))
+    # With the record of issues, the forgery is refused before its base values are read ...
+    refused = run("diff", loop.plan_path, f)
+    assert "differs from what was issued" in refused.stdout and "Traceback" not in refused.output
+    # ... and for a plan whose issues were never recorded, reading them is one line, exit 2.
+    loop.journal.unlink()
     assert_one_line_error(run("diff", loop.plan_path, f), "base values", "daplan_meta")
 
 

@@ -274,14 +274,17 @@ def test_action_rows_show_last_updated_and_by_whom(tmp_path: Path) -> None:
     assert updated == f"{stamp:%d/%m/%Y} by Area Commanders"
 
 
-def test_master_is_still_readable_as_a_return(tmp_path: Path) -> None:
-    """The owner may edit the master and merge it back: its extra sheets are not taken for area sheets."""
+def test_master_is_read_but_never_taken_as_a_return(tmp_path: Path) -> None:
+    """The master is for reading: diff shows it (its extra sheets are not taken for area sheets), but its
+    metadata marks it, so it is never merged as a lead's return."""
     from daplan_xlsx.diff import diff_return
 
     plan = load_plan(EXAMPLES[1])
     out = build(plan, tmp_path / "master.xlsx")
     result = diff_return(out, plan)
-    assert result.changes == [] and result.findings == []
+    assert result.changes == []
+    assert [(f.kind, f.severity) for f in result.findings] == [("metadata-tampered", "problem")]
+    assert "master workbook" in result.findings[0].message
 
 
 # -- real clients ----------------------------------------------------------------------------------------

@@ -394,16 +394,16 @@ def test_untouched_returns_change_nothing(tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     k = messy_returns(loop)
-    plan_bytes = loop.plan_path.read_bytes()
+    plan_bytes, journal_bytes = loop.snapshot()  # the journal holds the record of issues
     result = run("merge", loop.plan_path, *k.files.values(), "--dry-run")
     assert result.exit_code == 1, result.output
     assert result.stdout.startswith("Dry run: nothing written.")
     assert "2 applied" in result.stdout
-    assert loop.plan_path.read_bytes() == plan_bytes
-    assert not loop.journal.exists()
+    assert loop.snapshot() == (plan_bytes, journal_bytes)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".plan.yaml.lock") == [
         "inbox",
         "outbox",
+        "plan.journal.jsonl",
         "plan.yaml",
     ]
 
@@ -678,7 +678,7 @@ def test_accepted_new_action_is_journalled(tmp_path: Path) -> None:
     result, data = merge_cli(loop, f, "--accept-new")
     assert result.exit_code == 0, result.output
     (proposal,) = data["proposals"]
-    lines = loop.journal_lines()
+    lines = [e for e in loop.journal_lines() if e["event"] != "issue"]  # after the record of issues
     assert [e["event"] for e in lines] == ["return", "add"]
     ret, add = lines
     assert ret["proposals_pending"] == 0
@@ -828,26 +828,27 @@ def test_return_for_another_plan_is_rejected(tmp_path: Path) -> None:
     assert journal_changes(loop2) == []
 
 
-def test_unsigned_return_rejected_with_a_key_accepted_without(tmp_path: Path) -> None:
+def test_unsigned_return_is_checked_against_the_record_of_issues(tmp_path: Path) -> None:
+    """Issued unsigned (--no-sign): accepted with a key or without, because the record says how it went out;
+    a workbook the record does not know is refused when the owner has a key."""
     write_key(tmp_path / "owner.key")
-    loop = Loop(tmp_path / "loop", make_plan())  # distributed without a key
+    loop = Loop(tmp_path / "loop", make_plan())  # distributed without a key, and recorded so
     f = loop.returned("Area Commanders", {("IC-1", "response"): "unsigned edit"})
-
-    result, data = merge_cli(loop, f, "--key-file", tmp_path / "owner.key")
-    assert result.exit_code == 1, result.output
-    (summary,) = data["returns"]
-    assert summary["accepted"] is False and "not signed" in summary["note"]
-    assert value(loop.plan, "IC-1", "response") == ""
-    assert not loop.journal.exists() or journal_changes(loop) == []
-
-    dry = run("merge", loop.plan_path, f, "--dry-run").stdout
-    assert "(unsigned: accepted because the plan owner has no signing key)" in " ".join(dry.split())
+    dry = run("merge", loop.plan_path, f, "--dry-run", "--key-file", tmp_path / "owner.key").stdout
+    assert "issued with --no-sign" in " ".join(dry.split())
     result, data = merge_cli(loop, f)
     assert result.exit_code == 0, result.output
     (summary,) = data["returns"]
     assert summary["accepted"] is True and summary["verdict"] == "unsigned"
-    assert "unsigned" in summary["note"]
     assert value(loop.plan, "IC-1", "response") == "unsigned edit"
+
+    # Not in the record (distributed through the library with no plan path): refused when there is a key.
+    other = tmp_path / "other"
+    distribute(loop.plan, other, only="Area Commanders")
+    g = edit_return(other / "area-commanders.xlsx", loop.inbox / "g.xlsx", {("IC-1", "notes"): "x"})
+    result, data = merge_cli(loop, g, "--key-file", tmp_path / "owner.key")
+    assert result.exit_code == 1, result.output
+    assert data["returns"][0]["accepted"] is False
 
 
 def test_signed_returns(tmp_path: Path) -> None:
@@ -870,13 +871,16 @@ def test_signed_returns(tmp_path: Path) -> None:
     assert value(loop.plan, "IC-1", "response") == "signed edit"
 
 
-def test_signed_return_without_a_key_is_accepted_with_a_note(tmp_path: Path) -> None:
+def test_signed_return_without_the_key_is_refused(tmp_path: Path) -> None:
+    """The record says it was issued signed: without the owner's key it cannot be checked, so it is refused."""
     key = write_key(tmp_path / "owner.key")
     loop = Loop(tmp_path / "loop", make_plan(), key=key)
     f = loop.returned("Area Commanders", {("IC-1", "response"): "edit"})
     result, data = merge_cli(loop, f)
-    assert result.exit_code == 0, result.output
-    assert "not checked" in data["returns"][0]["note"]
+    assert result.exit_code == 1, result.output
+    assert (
+        data["returns"][0]["accepted"] is False and "key is not on this machine" in data["returns"][0]["note"]
+    )
 
 
 @pytest.mark.parametrize("keep_signature", [True, False])
@@ -900,7 +904,9 @@ def test_stale_return_conflicts_rather_than_overwrites(tmp_path: Path) -> None:
         "Area Commanders", {("IC-1", "target"): "old target", ("IC-1", "notes"): "old notes"}, name="old.xlsx"
     )
     # The same recipient is sent a new workbook later, returns it, and it is merged.
-    distribute(loop.plan, tmp_path / "outbox2", only="Area Commanders", clock=lambda: t2)
+    distribute(
+        loop.plan, tmp_path / "outbox2", only="Area Commanders", clock=lambda: t2, plan_path=loop.plan_path
+    )
     new = edit_return(
         tmp_path / "outbox2" / "area-commanders.xlsx",
         loop.inbox / "new.xlsx",
@@ -976,15 +982,14 @@ def test_unreadable_return_among_good_ones(tmp_path: Path, spoil: Callable[[Path
     good = list(clean_returns(loop).values())
     bad = tmp_path / "inbox" / "zz-broken.xlsx"
     spoil(loop.issued("Chief Constable"), bad)
-    plan_bytes = loop.plan_path.read_bytes()
+    before = loop.snapshot()
     report = tmp_path / "report.txt"
     result = run("merge", loop.plan_path, *good, bad, "--report", report)
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "zz-broken.xlsx" in lines[0]
     assert "Traceback" not in result.output
-    assert loop.plan_path.read_bytes() == plan_bytes
-    assert not loop.journal.exists()
+    assert loop.snapshot() == before
     assert not report.exists()
     with pytest.raises(DaplanError):
         merge_returns(loop.plan, [*good, bad])
@@ -993,11 +998,10 @@ def test_unreadable_return_among_good_ones(tmp_path: Path, spoil: Callable[[Path
 def test_missing_return_file(tmp_path: Path) -> None:
     loop = Loop(tmp_path, make_plan())
     good = loop.returned("Chief Constable", {("LG-1", "notes"): "x"})
-    plan_bytes = loop.plan_path.read_bytes()
+    before = loop.snapshot()
     result = run("merge", loop.plan_path, good, tmp_path / "nope.xlsx")
     assert result.exit_code == 2
-    assert loop.plan_path.read_bytes() == plan_bytes
-    assert not loop.journal.exists()
+    assert loop.snapshot() == before
 
 
 # -- domain warnings ---------------------------------------------------------------------------------------------
@@ -1374,11 +1378,15 @@ def test_same_file_twice_in_one_merge_counts_once(tmp_path: Path) -> None:
     assert [a.id for a in loop.plan.areas[1].actions] == ["IC-1", "IC-N1"]
     notes = sorted((Path(r["file"]).name, r["accepted"], r["note"]) for r in data["returns"])
     assert notes == [
-        ("ac (1).xlsx", True, "unsigned: accepted because the plan owner has no signing key"),
+        (
+            "ac (1).xlsx",
+            True,
+            "unsigned (issued with --no-sign): checked against the plan's record of issued workbooks",
+        ),
         ("ac.xlsx", False, "the same file as ac (1).xlsx"),
         ("ac.xlsx", False, "the same file as ac (1).xlsx"),
     ]
-    assert [e["event"] for e in loop.journal_lines()] == ["return", "add"]
+    assert [e["event"] for e in loop.journal_lines() if e["event"] != "issue"] == ["return", "add"]
 
 
 def test_rows_the_reader_did_not_take_keep_their_values(tmp_path: Path) -> None:

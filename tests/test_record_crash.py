@@ -97,7 +97,7 @@ def check_agrees(plan_path: Path, initial: Plan, where: str) -> Plan:
     jpath = J.journal_path(plan_path)
     entries = J.read_journal(jpath, plan.revision)
     everything = J.read_journal(jpath, plan.revision, include_undone=True)
-    commits = {e["revision"] for e in everything if e["event"] != "publish"}
+    commits = {e["revision"] for e in everything if e["event"] not in ("publish", "issue")}  # lines that saw a revision
     assert commits == set(range(initial.revision + 1, plan.revision + 1)), (
         f"{where}: plan at revision {plan.revision}, journal has commits {sorted(commits)}"
     )

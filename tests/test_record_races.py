@@ -241,7 +241,7 @@ def check_agrees(plan_path: Path, initial: Plan, where: str) -> tuple[Plan, list
     text = jpath.read_text(encoding="utf-8") if jpath.exists() else ""
     raw = [json.loads(line) for line in text.split("\n") if line]
     assert len(raw) == len(everything), f"{where}: lines in the journal not committed: {raw[len(everything):]}"
-    commits = {e["revision"] for e in everything if e["event"] != "publish"}
+    commits = {e["revision"] for e in everything if e["event"] not in ("publish", "issue")}
     assert commits == set(range(initial.revision + 1, plan.revision + 1)), (
         f"{where}: plan at revision {plan.revision}, journal has commits {sorted(commits)}"
     )
@@ -643,13 +643,14 @@ def test_merge_waits_for_the_lock_then_fails_in_one_line(held: Any) -> None:
 def test_merge_waits_for_the_lock_then_succeeds(held: Any) -> None:
     loop, ret, release, recv = held
     initial = loop.plan
+    before_wait = loop.snapshot()
     proc = daplan("--wait", "60", "merge", loop.plan_path, ret)
     assert proc.stderr is not None
     first = proc.stderr.readline()  # it says it waits, then waits
     assert first.startswith(WAITING) and "waiting up to 60 s" in first, first
     time.sleep(0.3)
     assert proc.poll() is None, "the merge did not wait for the lock"
-    assert loop.snapshot()[1] is None, "the merge wrote while another command held the lock"
+    assert loop.snapshot() == before_wait, "the merge wrote while another command held the lock"
     release.set()
     assert recv.poll(30) and recv.recv() == "released"
     out, err = proc.communicate(timeout=60)
