@@ -168,7 +168,7 @@ class IssueMeta:
             return {}
         try:
             values = json.loads(self._base_lines[i])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MetadataError(
                 f"the issue metadata's base values are damaged at action {action_id} ({exc})",
                 sheet=META_SHEET,
@@ -364,6 +364,8 @@ def _shape_problem(data: object, limits: MetaLimits) -> str | None:
         problem = text_problem(text) or _control_problem(text, allow="\n\t\r" if name == "recipient" else "")
         if problem:
             return f"the header's {name} {problem}"
+    if any(len(pair) != 2 for pair in data["locked"].values()):
+        return "the header's locked is not of the expected type"
     scope = data["scope"]
     if len(scope) > limits.max_scope:
         return f"the scope lists {len(scope):,} actions; the plan has room for {limits.max_scope:,}"
@@ -449,8 +451,8 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None, limits: MetaLimits 
         data = json.loads(inflate(header, limits.header_bytes, "header", header_cell))
     except MetadataError as exc:
         return tampered(exc.what)
-    except ValueError as exc:
-        return tampered(f"the metadata is not in the expected form ({exc})")
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested past what json parses
+        return tampered(f"the metadata is not in the expected form ({type(exc).__name__})")
     problem = _shape_problem(data, limits)
     if problem:
         return tampered(f"the metadata is not in the expected form: {problem} ({META_SHEET}!{header_cell})")
