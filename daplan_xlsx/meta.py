@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
@@ -383,16 +383,22 @@ def _control_problem(text: str, allow: str = "") -> str | None:
 
 
 def _has_type(value: object, kind: Any) -> bool:
+    # The types of a container's items are gathered by `map` (C speed): a header of a 20,000-action scope
+    # is checked in a few milliseconds.
     if isinstance(kind, list):
-        return isinstance(value, list) and all(_has_type(v, kind[0]) for v in value)
+        return type(value) is list and _all_of(value, kind[0])
     if isinstance(kind, dict):
         ((k, v),) = kind.items()
-        return isinstance(value, dict) and all(
-            _has_type(key, k) and _has_type(item, v) for key, item in value.items()
-        )
+        return type(value) is dict and _all_of(value.keys(), k) and _all_of(value.values(), v)
     if kind is int:
         return type(value) is int
-    return isinstance(value, kind)
+    return type(value) is kind
+
+
+def _all_of(items: Iterable[Any], kind: Any) -> bool:
+    if isinstance(kind, type):
+        return set(map(type, items)) <= {kind}
+    return all(_has_type(item, kind) for item in items)
 
 
 def decode(rows: Sequence[Sequence[Any]], key: bytes | None, limits: MetaLimits | None = None) -> MetaReading:
