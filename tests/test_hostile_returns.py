@@ -751,3 +751,12 @@ def test_a_model_error_while_merging_is_one_line(loop: Loop, monkeypatch: pytest
     result = run("merge", loop.plan_path, loop.returned(HOP, {("LG-2", "notes"): "x"}))
     assert_one_line_error(result, "U+000B")
     assert loop.plan_path.read_bytes() == before
+
+
+def test_show_json_is_whole_when_stdout_is_not_utf8(tmp_path: Path) -> None:
+    plan = make_plan().model_copy(update={"title": "Plan → “quoted” ✓"})
+    path = tmp_path / "plan.yaml"
+    save_plan(plan, path)
+    code, out, err, _ = daplan_process(["show", str(path), "--json"], encoding="cp1252")
+    assert code == 0, err
+    assert json.loads(out.decode("cp1252"))["title"] == "Plan → “quoted” ✓"
