@@ -24,6 +24,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import zlib
@@ -398,6 +399,9 @@ def _has_type(value: object, kind: Any) -> bool:
 def _all_of(items: Iterable[Any], kind: Any) -> bool:
     if isinstance(kind, type):
         return set(map(type, items)) <= {kind}
+    if isinstance(kind, list) and isinstance(kind[0], type):  # lists of one type of item
+        items = list(items)
+        return set(map(type, items)) <= {list} and _all_of(itertools.chain.from_iterable(items), kind[0])
     return all(_has_type(item, kind) for item in items)
 
 
