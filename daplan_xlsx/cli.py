@@ -243,7 +243,9 @@ def show(plan: Path, as_json: bool) -> None:
     """Print a plan: a readable summary, or with --json the canonical model."""
     p = _load(plan)
     if as_json:
-        click.echo(p.model_dump_json(indent=2))
+        text = p.model_dump_json(indent=2)
+        # On a console that cannot show every character, as ASCII escapes: the same JSON, nothing lost.
+        click.echo(text if unicode_stdout() else json.dumps(json.loads(text), indent=2))
         return
     # Every text from the plan is passed through `printable`: it may hold what a return once said.
     click.echo(f"{printable(p.title)} (revision {p.revision}, {printable(p.classification)})")

@@ -239,8 +239,8 @@ def character_problem(text: str) -> str | None:
     if bad is None:
         return None
     return (
-        f"contains the control character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which a "
-        "workbook cannot hold; delete it (it is invisible in Excel: retype the text)"
+        f"contains the control character U+{ord(bad.group()):04X} at position {bad.start() + 1}, which is "
+        "not taken into the plan; delete it (it is invisible in Excel: retype the text)"
     )
 
 

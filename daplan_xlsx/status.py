@@ -11,15 +11,16 @@ from .console import printable, shorten, when
 from .container import open_container
 from .distribute import read_manifest
 from .errors import DaplanError
+from .meta import MetaLimits
 from .model import Plan
 from .reader import open_workbook, read_meta
 
 
-def issue_id_of(path: Path) -> str | None:
-    """The issue id in a workbook's metadata, or None when it has none we can read."""
+def issue_id_of(path: Path, limits: MetaLimits | None = None) -> str | None:
+    """The issue id in a workbook's metadata, or None when it has none we can read (within `limits`)."""
     try:
         container = open_container(path)
-        reading = read_meta(open_workbook(container), container, None)
+        reading = read_meta(open_workbook(container), container, None, limits)
     except DaplanError:
         return None
     return reading.meta.issue_id if reading.meta else None
@@ -77,8 +78,9 @@ def status_report(
             raise DaplanError(
                 "the inbox is not a folder", file=inbox, hint="name the folder holding the returns"
             )
+        limits = MetaLimits.for_plan(plan)
         for path in sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith((".", "~$"))):
-            issue = issue_id_of(path)
+            issue = issue_id_of(path, limits)
             if issue is None:
                 unmatched.append(path.name)
             else:

@@ -19,6 +19,7 @@ from daplan_xlsx import planfile
 from daplan_xlsx.errors import DaplanError, PlanFileError, PlanInvalid
 from daplan_xlsx.model import (
     EXCEL_CELL_LIMIT,
+    FIRST_DUE,
     Action,
     Area,
     GlossaryEntry,
@@ -156,7 +157,7 @@ def plans(draw: st.DrawFn) -> Plan:
                 action=draw(TEXT),
                 response=draw(TEXT),
                 target=draw(TEXT),
-                due=draw(st.none() | st.dates(dt.date(1900, 3, 1), dt.date(9999, 12, 31))),
+                due=draw(st.none() | st.dates(FIRST_DUE)),
                 leads=draw(st.lists(st.sampled_from(lead_names), unique=True, max_size=3))
                 if lead_names
                 else [],
@@ -598,7 +599,7 @@ _FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "action": TEXT,
     "response": TEXT,
     "target": TEXT,
-    "due": st.none() | st.dates(dt.date(1900, 3, 1), dt.date(9999, 12, 31)),
+    "due": st.none() | st.dates(FIRST_DUE),
     "updated": st.none() | DATETIME,
     "updated_by": TEXT,
     "notes": TEXT,

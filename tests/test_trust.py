@@ -210,6 +210,6 @@ def test_the_conflicts_workbook_is_recorded_and_merged_as_the_owners(tmp_path: P
     ]
     assert issues[-1]["kind"] == "conflicts" and issues[-1]["signed"]
     settled = ReturnEditor(book).set("LG-1", "response", "Agreed").save(tmp_path / "settled.xlsx")
-    result, data = owner.merge(settled)
+    result, _data = owner.merge(settled)
     assert result.exit_code == 0, result.output
     assert owner.value("LG-1", "response") == "Agreed"
