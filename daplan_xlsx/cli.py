@@ -737,7 +737,15 @@ def demo(folder: Path, force: bool) -> None:
         f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
-    step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
+    step(
+        "3. One workbook per lead",
+        "distribute",
+        str(plan),
+        "-o",
+        str(outbox),
+        note="Each workbook is signed with this plan's own key, made now and kept in your configuration folder "
+        "(not beside the plan), and recorded in the plan's journal: every return is checked against it.",
+    )
 
     click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
     returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
