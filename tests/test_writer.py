@@ -145,7 +145,9 @@ def test_print_settings(tmp_path: Path) -> None:
         ws = wb[name]
         assert ws.page_setup.orientation == "landscape"
         assert ws.sheet_properties.pageSetUpPr.fitToPage is True
-        assert ws.page_setup.fitToWidth in (1, None) and ws.page_setup.fitToHeight == 0
+        # The cover fits one page (1 x 1, openpyxl's default values); the tables one page wide.
+        tall = (None,) if name == "About" else (0,)
+        assert ws.page_setup.fitToWidth in (1, None) and ws.page_setup.fitToHeight in tall
         assert plan.classification in ws.oddHeader.center.text
         assert plan.classification in ws.oddFooter.center.text
         assert "&P" in ws.oddFooter.right.text
