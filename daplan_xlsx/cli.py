@@ -757,7 +757,14 @@ def demo(folder: Path, force: bool) -> None:
     help="Add 'Progress since …': the changes merged after this plan revision, or since this day "
     "(YYYY-MM-DD).",
 )
-def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None:
+@click.option(
+    "--template",
+    "template_dir",
+    type=click.Path(path_type=Path),
+    help="A folder of your own page templates (header.html, footer.html, style.css, ...) used in place of "
+    "the built-in ones (HTML only).",
+)
+def export(plan: Path, fmt: str | None, output: Path, since: str | None, template_dir: Path | None) -> None:
     """Write the plan as a publishable document: one self-contained HTML page, or Markdown.
 
     Protective marking, title, background, the overarching capabilities, one table per capability area
@@ -769,7 +776,7 @@ def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None
 
     with _record(plan) as rec:  # its publication is noted in the journal
         p = rec.load()
-        info = write_export(p, plan, output, fmt, since=since)
+        info = write_export(p, plan, output, fmt, since=since, template_dir=template_dir)
     listed = "" if info.changes is None else f", {info.changes} change(s) since {since}"
     click.echo(f"Wrote {output}: {info.format}, revision {info.revision}{listed}.")
 
