@@ -516,8 +516,8 @@ def write_report(
 ) -> ReportInfo:
     """Write the board report (PDF or HTML by the output's extension) and record it as a publication."""
     output = Path(output)
+    check_output(output, plan_path=Path(plan_path), what="report")
     fmt = format_for(output)
-    check_output(output, plan_path=Path(plan_path), what=f".{fmt} file")
     check_template_dir(template_dir)
     now = clock()
     entries = J.read_journal(J.journal_path(real_plan_path(Path(plan_path))), plan.revision)
