@@ -732,7 +732,18 @@ def demo(folder: Path, force: bool) -> None:
     board = folder / "board.pdf"
     step(
         "10. The board report",
-        *("report", str(plan), "-o", str(board), "--since", "1", "--outbox", str(outbox), "--inbox", str(inbox)),
+        *(
+            "report",
+            str(plan),
+            "-o",
+            str(board),
+            "--since",
+            "1",
+            "--outbox",
+            str(outbox),
+            "--inbox",
+            str(inbox),
+        ),
     )
 
     click.secho("\n== Where things are ==", bold=True)
@@ -789,7 +800,9 @@ def export(plan: Path, fmt: str | None, output: Path, since: str | None, templat
 
 @cli.command()
 @plan_argument
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Report to write: .pdf or .html.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Report to write: .pdf or .html."
+)
 @click.option(
     "--since",
     metavar="ROUND|REVISION|DATE",

@@ -184,7 +184,9 @@ def write_export(
     check_output(output, plan_path=Path(plan_path), what=f".{fmt} file")
     parsed = parse_since(since, plan, now.date()) if since is not None else None
     entries = J.read_journal(journal_file, plan.revision) if parsed is not None else []
-    text = export_plan(plan, fmt, since=parsed, journal=entries, produced=now.date(), template_dir=template_dir)
+    text = export_plan(
+        plan, fmt, since=parsed, journal=entries, produced=now.date(), template_dir=template_dir
+    )
     from .planfile import atomic_write_bytes
 
     try:
@@ -417,6 +419,7 @@ def html_context(doc: _Doc) -> dict[str, Any]:
         actions = _ordered(area)
         national = [a for a in actions if a.kind == "national"]
         local = [a for a in actions if a.kind == "local"]
+        groups_: list[tuple[str | None, list[Action]]]
         if not local:
             groups_ = [(None, national)] if national else []
             what = _plural(len(national), "national action")

@@ -114,7 +114,9 @@ def render(name: str, context: dict[str, Any], folder: Path | None = None) -> st
         file, line = _template_frame(exc, _searched(folder))
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise TemplateProblem(
-            f"the page template failed at line {line}: {message}" if line else f"a page template failed: {message}",
+            f"the page template failed at line {line}: {message}"
+            if line
+            else f"a page template failed: {message}",
             file=file or folder or TEMPLATE_FOLDER,
             hint="correct that line, or remove the file to use the built-in template",
         ) from exc
@@ -137,4 +139,3 @@ def _template_frame(exc: BaseException, folders: Iterable[Path]) -> tuple[Path |
         if any(resolved.is_relative_to(root) for root in roots) and resolved.suffix != ".py":
             found = (path, frame.lineno)
     return found
-

@@ -67,7 +67,9 @@ def rounds(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in entries if e.get("event") == "round" and str(e.get("name", "")).strip()]
 
 
-def state_at(plan: Plan, entries: Sequence[dict[str, Any]], revision: int) -> dict[str, tuple[str, dt.date | None]]:
+def state_at(
+    plan: Plan, entries: Sequence[dict[str, Any]], revision: int
+) -> dict[str, tuple[str, dt.date | None]]:
     """Each action's (status, due) as the plan stood at `revision`: the later changes taken back."""
     state: dict[str, tuple[str, dt.date | None]] = {a.id: (a.status, a.due) for _, a in plan.iter_actions()}
     for e in reversed(entries):
@@ -138,7 +140,9 @@ def trend(plan: Plan, entries: Sequence[dict[str, Any]], today: dt.date) -> tupl
     # and now; the first point is the plan as it stood before any of them.
     changed_days: dict[dt.date, int] = {}
     for e in entries:
-        if e.get("event") in ("change", "add") and (e.get("event") == "add" or e.get("field") in ("status", "due")):
+        if e.get("event") in ("change", "add") and (
+            e.get("event") == "add" or e.get("field") in ("status", "due")
+        ):
             day = _day(e)
             if day is not None and day not in changed_days:
                 changed_days[day] = int(e.get("revision", 0)) - 1
@@ -164,7 +168,9 @@ class BoardSince:
     label: str
 
 
-def since_point(value: str | None, plan: Plan, entries: Sequence[dict[str, Any]], today: dt.date) -> BoardSince:
+def since_point(
+    value: str | None, plan: Plan, entries: Sequence[dict[str, Any]], today: dt.date
+) -> BoardSince:
     """`--since`: a round's name, a plan revision or a day; by default the last board (the newest
     publication of the plan: a board report or an export)."""
     if value is not None:
@@ -185,7 +191,10 @@ def since_point(value: str | None, plan: Plan, entries: Sequence[dict[str, Any]]
     last = J.last_publication(entries)
     if last is not None:
         day = _day(last)
-        return BoardSince(Since(revision=int(last["revision"])), f"the last board ({_long_date(day)})" if day else "the last board")
+        return BoardSince(
+            Since(revision=int(last["revision"])),
+            f"the last board ({_long_date(day)})" if day else "the last board",
+        )
     return BoardSince(Since(revision=0), "the start of the plan's record")
 
 
@@ -206,7 +215,9 @@ def report_content(
     counts = Counter(a.status for _, a in actions)
     total = len(actions)
     n_closed = sum(counts[s] for s in closed)
-    overdue = [(area, a) for area, a in actions if a.due is not None and a.due < today and a.status not in closed]
+    overdue = [
+        (area, a) for area, a in actions if a.due is not None and a.due < today and a.status not in closed
+    ]
     items = open_items(entries)
     open_by_action = Counter(i.action_id for i in items)
     kind, points = trend(plan, entries, today)
@@ -274,7 +285,10 @@ def trend_summary(points: Sequence[Point]) -> str:
         + ("the same as" if moved == 0 else f"{'up' if moved > 0 else 'down'} {abs(moved)} points from")
         + f" {before.label[:1].lower()}{before.label[1:]}"
     )
-    for what, a, b in (("off track", before.off_track, now.off_track), ("overdue", before.overdue, now.overdue)):
+    for what, a, b in (
+        ("off track", before.off_track, now.off_track),
+        ("overdue", before.overdue, now.overdue),
+    ):
         if a != b:
             parts.append(f"{b} {what} ({'up' if b > a else 'down'} from {a})")
         else:
@@ -290,7 +304,9 @@ def _area_counts(area: Area, plan: Plan, today: dt.date) -> dict[str, Any]:
         "name": area.name,
         "total": len(area.actions),
         "closed": sum(counts[s] for s in closed),
-        "overdue": sum(1 for a in area.actions if a.due is not None and a.due < today and a.status not in closed),
+        "overdue": sum(
+            1 for a in area.actions if a.due is not None and a.due < today and a.status not in closed
+        ),
         "segments": [
             {"name": s.name, "count": counts[s.name], "colour": s.colour, "text": contrast_colour(s.colour)}
             for s in plan.statuses
@@ -408,7 +424,9 @@ def _merged_lines(lines: list[dict[str, str]]) -> list[dict[str, str]]:
     return list(merged.values())
 
 
-def _returns(report: dict[str, Any] | None, entries: Sequence[dict[str, Any]], today: dt.date) -> dict[str, Any] | None:
+def _returns(
+    report: dict[str, Any] | None, entries: Sequence[dict[str, Any]], today: dt.date
+) -> dict[str, Any] | None:
     """The returns outstanding, from status.status_report over the outbox (and inbox)."""
     if report is None:
         return None
@@ -528,7 +546,11 @@ def write_report(
 
         returns = status_report(plan, Path(plan_path), outbox, inbox)
     content = report_content(plan, entries, today=now.date(), since=start, returns=returns)
-    data = render_pdf(content, template_dir) if fmt == "pdf" else render_html(content, template_dir).encode("utf-8")
+    data = (
+        render_pdf(content, template_dir)
+        if fmt == "pdf"
+        else render_html(content, template_dir).encode("utf-8")
+    )
     from .planfile import atomic_write_bytes
 
     try:

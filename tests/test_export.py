@@ -17,9 +17,8 @@ import pytest
 from apps import chromium_pdf, chromium_screenshot, png_is_blank, require
 from click.testing import CliRunner, Result
 from conftest import EXAMPLES, FIXED_TIME, fixed_clock, make_plan
-from returns import Loop
-
 from markupsafe import escape
+from returns import Loop
 
 from daplan_xlsx import journal as J
 from daplan_xlsx.cli import cli
@@ -887,7 +886,9 @@ def test_cli_refuses_bad_input(
     assert_one_line_error(result, *fragments)
     # Nothing written: no output, the plan and its journal untouched.
     # The plan's lock file may be left (it is how commands take turns); nothing else is written.
-    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != ".plan.yaml.lock"}
+    after = {
+        p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != ".plan.yaml.lock"
+    }
     assert after == before
 
 

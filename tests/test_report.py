@@ -26,8 +26,8 @@ from daplan_xlsx.planfile import load_plan, save_plan
 from daplan_xlsx.report import (
     BoardSince,
     Since,
-    report_content,
     render_html,
+    report_content,
     since_point,
     state_at,
     trend,
@@ -148,16 +148,52 @@ def test_trend_and_since_over_rounds() -> None:
     """With `round` lines (written by `daplan distribute --round`), the trend is per round."""
     plan = board_plan()
     entries: list[dict[str, Any]] = [
-        {"event": "round", "time": "2026-09-01T09:00:00+00:00", "revision": 1, "name": "2026 Q3",
-         "return_by": "2026-09-20", "issues": []},
-        {"event": "change", "time": "2026-09-15T09:00:00+00:00", "revision": 2, "action_id": "IC-1",
-         "field": "status", "old": "On track", "new": "Not started", "recipient": "Area Commanders"},
-        {"event": "round", "time": "2026-10-01T09:00:00+00:00", "revision": 2, "name": "2026 Q4",
-         "return_by": "2026-10-20", "issues": []},
-        {"event": "change", "time": "2026-10-10T09:00:00+00:00", "revision": 3, "action_id": "LG-L1",
-         "field": "status", "old": "On track", "new": "Off track", "recipient": "Area Commanders"},
-        {"event": "change", "time": "2026-10-10T09:00:00+00:00", "revision": 3, "action_id": "LG-L1",
-         "field": "due", "old": "", "new": "2026-10-01", "recipient": "Area Commanders"},
+        {
+            "event": "round",
+            "time": "2026-09-01T09:00:00+00:00",
+            "revision": 1,
+            "name": "2026 Q3",
+            "return_by": "2026-09-20",
+            "issues": [],
+        },
+        {
+            "event": "change",
+            "time": "2026-09-15T09:00:00+00:00",
+            "revision": 2,
+            "action_id": "IC-1",
+            "field": "status",
+            "old": "On track",
+            "new": "Not started",
+            "recipient": "Area Commanders",
+        },
+        {
+            "event": "round",
+            "time": "2026-10-01T09:00:00+00:00",
+            "revision": 2,
+            "name": "2026 Q4",
+            "return_by": "2026-10-20",
+            "issues": [],
+        },
+        {
+            "event": "change",
+            "time": "2026-10-10T09:00:00+00:00",
+            "revision": 3,
+            "action_id": "LG-L1",
+            "field": "status",
+            "old": "On track",
+            "new": "Off track",
+            "recipient": "Area Commanders",
+        },
+        {
+            "event": "change",
+            "time": "2026-10-10T09:00:00+00:00",
+            "revision": 3,
+            "action_id": "LG-L1",
+            "field": "due",
+            "old": "",
+            "new": "2026-10-01",
+            "recipient": "Area Commanders",
+        },
     ]
     data = plan.model_dump()
     data["revision"] = 3
@@ -258,12 +294,19 @@ def test_a_report_is_a_publication_and_the_next_reports_since_it(merged: Loop, t
     info = write_report(load_plan(plan_path), plan_path, out, clock=lambda: LATER)
     assert (info.format, info.changes, info.exceptions) == ("html", 2, 3)
     last = J.read_journal(J.journal_path(plan_path), 3)[-1]
-    assert last == {"event": "publish", "time": LATER.isoformat(), "revision": 3, "file": str(out), "format": "html"}
+    assert last == {
+        "event": "publish",
+        "time": LATER.isoformat(),
+        "revision": 3,
+        "file": str(out),
+        "format": "html",
+    }
     again = write_report(load_plan(plan_path), plan_path, out, clock=lambda: LATER)
     assert again.changes == 0 and again.since == "the last board (25 November 2026)"
-    assert "No change to a published field has been merged since the last board" in Page(
-        out.read_text(encoding="utf-8")
-    ).text
+    assert (
+        "No change to a published field has been merged since the last board"
+        in Page(out.read_text(encoding="utf-8")).text
+    )
 
 
 def test_cli_report_with_outbox(merged: Loop, tmp_path: Path) -> None:
@@ -277,7 +320,9 @@ def test_cli_report_with_outbox(merged: Loop, tmp_path: Path) -> None:
     page = Page(out.read_text(encoding="utf-8"))
     returns = next(t for t in page.tables if t.section == "returns")
     recipients = [row[0].text for row in returns.rows[1:]]
-    assert recipients == sorted(r for r in merged.recipients() if r not in ("Head of Protect", "Area Commanders"))
+    assert recipients == sorted(
+        r for r in merged.recipients() if r not in ("Head of Protect", "Area Commanders")
+    )
 
 
 @pytest.mark.parametrize(
@@ -304,9 +349,13 @@ def test_a_template_folder_changes_the_header_of_both(merged: Loop, tmp_path: Pa
     plan_path = copy_of(merged, tmp_path / "rec")
     folder = tmp_path / "ours"
     folder.mkdir()
-    (folder / "header.html").write_text("<header><h1>Ours: {{ plan.title }}</h1></header>\n", encoding="utf-8")
+    (folder / "header.html").write_text(
+        "<header><h1>Ours: {{ plan.title }}</h1></header>\n", encoding="utf-8"
+    )
     typ = (TEMPLATE_FOLDER / "report.typ").read_text(encoding="utf-8")
-    (folder / "report.typ").write_text(typ.replace("[Board report, #r.as_at]", "[Our force board pack]"), encoding="utf-8")
+    (folder / "report.typ").write_text(
+        typ.replace("[Board report, #r.as_at]", "[Our force board pack]"), encoding="utf-8"
+    )
     html = tmp_path / "board.html"
     assert run("report", plan_path, "-o", html, "--template", folder).exit_code == 0
     assert "<h1>Ours: " in html.read_text(encoding="utf-8")
@@ -319,8 +368,12 @@ def test_a_broken_report_template_is_one_line(merged: Loop, tmp_path: Path) -> N
     plan_path = copy_of(merged, tmp_path / "rec")
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "report.typ").write_text('#let r = json(bytes(sys.inputs.report))\n\n#text(r.title\n', encoding="utf-8")
-    (folder / "report.html").write_text('{% extends "base.html" %}\n{% block main %}{{ title }\n', encoding="utf-8")
+    (folder / "report.typ").write_text(
+        "#let r = json(bytes(sys.inputs.report))\n\n#text(r.title\n", encoding="utf-8"
+    )
+    (folder / "report.html").write_text(
+        '{% extends "base.html" %}\n{% block main %}{{ title }\n', encoding="utf-8"
+    )
     for name, fragment in (("board.pdf", "report.typ"), ("board.html", "report.html")):
         result = run("report", plan_path, "-o", tmp_path / name, "--template", folder)
         assert_one_line_error(result, fragment, "remove the file to use the built-in template")
