@@ -121,9 +121,7 @@ def _format_specs(plan: Plan) -> tuple[list[dict[str, Any]], dict[str, int]]:
     index = {name: i for i, (name, _) in enumerate(named)}
     for status in plan.statuses:
         index[f"status:{status.name}"] = len(specs)
-        r, g, b = (int(status.colour[i : i + 2], 16) for i in (1, 3, 5))
-        contrast = "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 150 else "#FFFFFF"
-        specs.append({"bg_color": status.colour, "font_color": contrast})
+        specs.append({"bg_color": status.colour, "font_color": W.contrast_colour(status.colour)})
     return specs, index
 
 
@@ -160,10 +158,10 @@ def raw_inputs(plan: Plan) -> RawInputs:
     """Every value, format choice, row height and metadata cell of the owner's workbook, as plain data."""
     specs, fx = _format_specs(plan)
     marking = _hf(plan.classification)
-    footer = f'&L&8{_hf(RECIPIENT)}&C&"Calibri,Bold"&12{marking}&R&8Page &P of &N'
+    footer = f'&L&11{_hf(L.recipient_label(RECIPIENT))}&C&"Calibri,Bold"&12{marking}&R&11Page &P of &N'
 
     def page(sheet: SheetInput, repeat_row: int | None) -> None:
-        sheet.header = f'&C&"Calibri,Bold"&12{marking}&R&8{_hf(sheet.name)}'
+        sheet.header = f'&C&"Calibri,Bold"&12{marking}&R&11{_hf(sheet.name)}'
         sheet.footer = footer
         sheet.repeat_row = repeat_row
 
@@ -183,8 +181,8 @@ def raw_inputs(plan: Plan) -> RawInputs:
         ("Force", plan.force),
         ("Protective marking", plan.classification),
         ("Plan revision", str(plan.revision)),
-        ("Issued to", RECIPIENT),
-        ("Issued on", ISSUED_AT.strftime("%d %B %Y")),
+        ("Prepared for", L.recipient_label(RECIPIENT)),
+        ("Made on", ISSUED_AT.strftime("%d %B %Y")),
         ("Issue reference", ISSUE_ID),
         ("Actions in this workbook", f"{len(scope)} on {len(areas)} sheet(s)"),
     ]
@@ -193,8 +191,8 @@ def raw_inputs(plan: Plan) -> RawInputs:
         ops += [("s", row, 0, label, fx["label"]), ("s", row, 1, value, fx["plain"])]
         row += 1
     row += 1
-    ops.append(("s", row, 0, "How to fill it in", fx["label"]))
-    for line in W._instructions(RECIPIENT):
+    ops.append(("s", row, 0, "How to use it", fx["label"]))
+    for line in W._owner_instructions(()):
         ops += [("s", row, 1, line, fx["plain"]), ("h", row, L.LINE_HEIGHT * _lines(line, 90))]
         row += 1
     row += 1
@@ -376,8 +374,8 @@ def write_raw(inputs: RawInputs, path: str) -> None:
             ws.set_paper(9)
             ws.fit_to_pages(1, 0)
             ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
-            ws.set_header(sheet.header)
-            ws.set_footer(sheet.footer)
+            ws.set_header(sheet.header, {"scale_with_doc": False})
+            ws.set_footer(sheet.footer, {"scale_with_doc": False})
             if sheet.repeat_row is not None:
                 ws.repeat_rows(sheet.repeat_row)
         for name, formula in sheet.defined_names:

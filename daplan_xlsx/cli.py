@@ -705,8 +705,8 @@ def demo(folder: Path, force: bool) -> None:
 
     It copies the example plan, distributes workbooks to the leads, makes sample returns as leads would
     (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
-    them all, shows who has returned, builds the master workbook and exports the plan as HTML, printing
-    each command as you would type it and where its files are.
+    them all, shows who has returned, builds the master workbook, exports the plan as HTML and ends with
+    the board report, printing each command as you would type it and where its files are.
     """
     import glob
     import shlex
@@ -783,6 +783,22 @@ def demo(folder: Path, force: bool) -> None:
     )
     html = folder / "plan.html"
     step("9. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+    board = folder / "board.pdf"
+    step(
+        "10. The board report",
+        *(
+            "report",
+            str(plan),
+            "-o",
+            str(board),
+            "--since",
+            "1",
+            "--outbox",
+            str(outbox),
+            "--inbox",
+            str(inbox),
+        ),
+    )
 
     click.secho("\n== Where things are ==", bold=True)
     for path, what in (
@@ -792,6 +808,7 @@ def demo(folder: Path, force: bool) -> None:
         (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),
         (master, "the master workbook: open its Dashboard"),
         (html, "the plan as published"),
+        (board, "the board report: exceptions, changes since the last board, trend"),
     ):
         click.echo(f"  {path!s:<40} {what}")
 
@@ -811,7 +828,14 @@ def demo(folder: Path, force: bool) -> None:
     help="Add 'Progress since …': the changes merged after this plan revision, or since this day "
     "(YYYY-MM-DD).",
 )
-def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None:
+@click.option(
+    "--template",
+    "template_dir",
+    type=click.Path(path_type=Path),
+    help="A folder of your own page templates (header.html, footer.html, style.css, ...) used in place of "
+    "the built-in ones (HTML only).",
+)
+def export(plan: Path, fmt: str | None, output: Path, since: str | None, template_dir: Path | None) -> None:
     """Write the plan as a publishable document: one self-contained HTML page, or Markdown.
 
     Protective marking, title, background, the overarching capabilities, one table per capability area
@@ -823,9 +847,63 @@ def export(plan: Path, fmt: str | None, output: Path, since: str | None) -> None
 
     with _record(plan) as rec:  # its publication is noted in the journal
         p = rec.load()
-        info = write_export(p, plan, output, fmt, since=since)
+        info = write_export(p, plan, output, fmt, since=since, template_dir=template_dir)
     listed = "" if info.changes is None else f", {info.changes} change(s) since {since}"
     click.echo(f"Wrote {output}: {info.format}, revision {info.revision}{listed}.")
+
+
+@cli.command()
+@plan_argument
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Report to write: .pdf or .html."
+)
+@click.option(
+    "--since",
+    metavar="ROUND|REVISION|DATE",
+    help="Report the changes since this distribution round, plan revision or day (YYYY-MM-DD); "
+    "by default since the last board report or export.",
+)
+@click.option(
+    "--outbox",
+    type=click.Path(path_type=Path),
+    help="Folder of the distribution (with manifest.json): the report lists the returns outstanding.",
+)
+@click.option("--inbox", type=click.Path(path_type=Path), help="Folder of returned workbooks, with --outbox.")
+@click.option(
+    "--template",
+    "template_dir",
+    type=click.Path(path_type=Path),
+    help="A folder of your own templates (report.typ for the PDF; report.html, header.html, style.css ... "
+    "for the HTML) used in place of the built-in ones.",
+)
+def report(
+    plan: Path,
+    output: Path,
+    since: str | None,
+    outbox: Path | None,
+    inbox: Path | None,
+    template_dir: Path | None,
+) -> None:
+    """Write the board report: a few A4 pages, as PDF or HTML (by the file's extension).
+
+    Headline figures with the trend, status by capability area, the actions off track, at risk, overdue
+    or with open items (with lead and due date), what changed since the last board, and with --outbox the
+    returns outstanding. The report is noted in the plan's journal as a publication, so the next one
+    reports the changes since.
+    """
+    from .report import write_report
+
+    if inbox is not None and outbox is None:
+        raise click.UsageError("--inbox needs --outbox (the distribution the returns answer)")
+    with _record(plan) as rec:  # its publication is noted in the journal
+        p = rec.load()
+        info = write_report(
+            p, plan, output, since=since, outbox=outbox, inbox=inbox, template_dir=template_dir
+        )
+    click.echo(
+        f"Wrote {output}: board report, revision {info.revision}, {info.exceptions} action(s) needing "
+        f"attention, {info.changes} changed since {info.since}."
+    )
 
 
 @cli.command("import")

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from . import journal as J
+from . import layout as L
 from .errors import DaplanError
 from .model import Action, Area, Plan
+from .pages import check_template_dir, paragraphs, render
 from .record import append_lines, check_output, real_plan_path
 
 Clock = Callable[[], dt.datetime]
@@ -137,17 +139,19 @@ def export_plan(
     since: Since | None = None,
     journal: Sequence[dict[str, Any]] = (),
     produced: dt.date | None = None,
+    template_dir: Path | None = None,
 ) -> str:
     """The plan as a publishable document in `fmt` ("html" or "md").
 
     With `since`, a "Progress since …" section lists the changes in `journal` (the lines of
     `journal.read_journal`) merged after that point. `produced` is the date printed as the day it was made.
+    `template_dir` is a force's own folder of page templates (HTML only; see pages.py).
     """
     if fmt not in FORMATS:
         raise DaplanError(f"unknown format {fmt!r}", hint="use --format html or --format md")
     changes = progress_entries(journal, since) if since is not None else None
     doc = _Doc(plan, since, changes, produced)
-    return doc.html() if fmt == "html" else doc.markdown()
+    return doc.html(template_dir) if fmt == "html" else doc.markdown()
 
 
 @dataclass
@@ -169,16 +173,20 @@ def write_export(
     *,
     since: str | None = None,
     clock: Clock = utc_now,
+    template_dir: Path | None = None,
 ) -> ExportInfo:
     """Write the export atomically and record the publication in the plan's journal."""
     output = Path(output)
     fmt = format_for(output, fmt)
+    check_template_dir(template_dir)
     now = clock()
     journal_file = J.journal_path(real_plan_path(Path(plan_path)))
     check_output(output, plan_path=Path(plan_path), what=f".{fmt} file")
     parsed = parse_since(since, plan, now.date()) if since is not None else None
     entries = J.read_journal(journal_file, plan.revision) if parsed is not None else []
-    text = export_plan(plan, fmt, since=parsed, journal=entries, produced=now.date())
+    text = export_plan(
+        plan, fmt, since=parsed, journal=entries, produced=now.date(), template_dir=template_dir
+    )
     from .planfile import atomic_write_bytes
 
     try:
@@ -318,8 +326,8 @@ class _Doc:
 
     # -- formats -------------------------------------------------------------------------------------------
 
-    def html(self) -> str:
-        return _Html(self).render()
+    def html(self, template_dir: Path | None = None) -> str:
+        return render("export.html", html_context(self), template_dir)
 
     def markdown(self) -> str:
         return _Markdown(self).render()
@@ -327,358 +335,142 @@ class _Doc:
 
 # -- HTML ----------------------------------------------------------------------------------------------------
 
-_CSS = """
-:root{--ink:#0b0c0c;--muted:#505a5f;--rule:#b1b4b6;--navy:#1f3864;--tint:#f1f4f9;--local:#8a4b08}
-*,*::before,*::after{box-sizing:border-box}
-html{font-family:Arial,"Liberation Sans","Nimbus Sans","Helvetica Neue",Helvetica,sans-serif;font-size:100%;
- line-height:1.45;color:var(--ink);background:#fff;-webkit-text-size-adjust:100%;text-size-adjust:100%}
-body{margin:0 auto;max-width:80rem;padding:1.25rem 1.5rem 2.5rem}
-.marking{display:block;width:fit-content;min-width:12rem;margin:0 auto 1.75rem;padding:.2rem 1rem;
- border:.125rem solid var(--ink);font-weight:700;letter-spacing:.08em;text-align:center}
-.marking.foot{margin:2.5rem auto 0}
-header{border-bottom:.25rem solid var(--navy);padding-bottom:1rem;margin-bottom:1.5rem}
-.force{margin:0 0 .35rem;font-size:1rem;font-weight:700;letter-spacing:.06em;text-transform:uppercase;color:var(--muted)}
-h1{margin:0 0 .75rem;font-size:2rem;line-height:1.2;color:var(--navy)}
-h2{margin:2.5rem 0 .75rem;font-size:1.5rem;line-height:1.25;color:var(--navy);
- padding-bottom:.3rem;border-bottom:.0625rem solid var(--rule)}
-h3{margin:1.5rem 0 .5rem;font-size:1.15rem;color:var(--navy)}
-p{margin:0 0 .85rem;max-width:48rem}
-.meta{display:flex;flex-wrap:wrap;gap:.25rem 2rem;margin:0;padding:0;list-style:none;color:var(--muted)}
-.meta b{color:var(--ink)}
-nav ol{margin:0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:.35rem 1.5rem}
-nav h2{font-size:1rem;margin:0 0 .35rem;border:0;padding:0;color:var(--ink)}
-a{color:#1d4f91;text-underline-offset:.15em}
-a:focus-visible,.scroll:focus-visible{outline:.1875rem solid #fd0;outline-offset:0;box-shadow:0 0 0 .3rem var(--ink)}
-.area-intro{color:var(--muted);margin:0 0 .75rem}
-.area-intro b{color:var(--ink)}
-.scroll{overflow-x:auto;margin:0 0 1.5rem}
-table{border-collapse:collapse;width:100%;font-size:.9375rem}
-caption{caption-side:top;text-align:left;padding:0 0 .4rem;color:var(--muted);font-size:.9375rem}
-th,td{padding:.5rem .6rem;text-align:left;vertical-align:top;border-bottom:.0625rem solid var(--rule);
- overflow-wrap:break-word}
-thead th{background:var(--tint);border-bottom:.125rem solid var(--navy);font-weight:700;white-space:nowrap}
-tbody th{font-weight:700}
-.plan{min-width:46rem}
-.plan .c-ref{width:5.5rem}
-.plan .c-action{width:28%}
-.plan .c-response{width:36%}
-.plan .c-target{width:8.5rem}
-.plan .c-lead{width:10rem}
-.plan .c-status{white-space:nowrap}
-th.group{background:#fff;color:var(--navy);font-size:.875rem;letter-spacing:.04em;text-transform:uppercase;
- padding-top:1rem;border-bottom:.0625rem solid var(--navy)}
-tr.local>*:first-child{border-left:.25rem solid var(--local)}
-.tag{display:inline-block;margin-top:.2rem;padding:0 .3rem;border:.0625rem solid var(--local);border-radius:.2rem;
- color:var(--local);font-size:.75rem;font-weight:700;letter-spacing:.05em;text-transform:uppercase}
-.supporting{margin:0;padding-left:1.1rem}
-.supporting li{margin:0 0 .15rem}
-.summary{max-width:60rem}
-.caps thead th:first-child{width:34%}
-.sub{color:var(--muted);font-size:.875rem}
-.none{color:var(--muted)}
-.sw{display:inline-block;width:0;height:0;border:.42em solid;outline:.0625rem solid var(--ink);
- vertical-align:-.05em;margin-right:.45em;print-color-adjust:exact;-webkit-print-color-adjust:exact}
-.stat{white-space:nowrap}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-.zero{color:var(--muted)}
-tfoot th,tfoot td{border-top:.125rem solid var(--ink);border-bottom:0;font-weight:700}
-.summary thead th{white-space:normal}
-.key{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1.25rem;margin:0 0 1.5rem;max-width:48rem}
-.key div{display:contents}
-.key dt{font-weight:700;white-space:nowrap}.key dd{margin:0;color:var(--muted)}
-.was{color:var(--muted)}
-.vh{position:absolute!important;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);
- white-space:nowrap}
-footer{margin-top:2.5rem;color:var(--muted);font-size:.875rem;text-align:center}
-@media (max-width:40em){body{padding:1rem .75rem 2rem}h1{font-size:1.6rem}.meta{display:block}}
-@media print{
- @page{size:A4 landscape;margin:16mm 12mm 16mm;
-  @top-center{content:"__MARK__";font:700 10pt Arial,sans-serif;letter-spacing:.08em}
-  @bottom-center{content:"__MARK__";font:700 10pt Arial,sans-serif;letter-spacing:.08em}
-  @bottom-right{content:"Page " counter(page) " of " counter(pages);font:9pt Arial,sans-serif}}
- html{font-size:10pt;background:none}
- body{max-width:none;padding:0}
- nav,.marking.foot{display:none}
- a{color:inherit;text-decoration:none}
- .scroll{overflow:visible}
- h2,h3,caption{break-after:avoid;page-break-after:avoid}
- tr,th,td,.key div{break-inside:avoid;page-break-inside:avoid}
- thead{display:table-header-group}
- thead th{background:none}
- th.group{padding-top:.5rem}
- .plan{min-width:0}
- section.area{break-before:page}
-}
-"""
+
+def _change_value(entry: dict[str, Any], key: str) -> dict[str, str]:
+    """A value of a change as the page template shows it: none, a status (with its swatch) or text."""
+    text = str(entry.get(key) or "")
+    if not text:
+        return {"kind": "none", "text": ""}
+    if entry["field"] == "status":
+        return {"kind": "status", "text": text}
+    if entry["field"] == "due":
+        try:
+            return {"kind": "text", "text": _long_date(dt.date.fromisoformat(text))}
+        except ValueError:
+            pass
+    return {"kind": "text", "text": text}
 
 
-def _css_string(text: str) -> str:
-    """Text for a CSS string inside <style>: anything but plain characters as a hex escape, so no quote,
-    backslash or `</style>` in a plan can end the string or the element."""
-    return "".join(c if c.isalnum() or c in " .,-()" else f"\\{ord(c):x} " for c in " ".join(text.split()))
+def _action_row(a: Action) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "ref": _ref(a),
+        "local": a.kind == "local",
+        "action": a.action,
+        "response": a.response,
+        "target": a.target,
+        "due": _long_date(a.due) if a.due else "",
+        "leads": list(a.leads),
+        "status": a.status,
+    }
 
 
-def _e(text: str) -> str:
-    """Plan text as HTML: escaped, its line breaks kept."""
-    return "<br>".join(html.escape(line) for line in _norm(text).split("\n"))
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def _none() -> str:
-    return '<span class="none" aria-hidden="true">—</span><span class="vh">None</span>'
-
-
-class _Html:
-    def __init__(self, doc: _Doc) -> None:
-        self.doc = doc
-        self.plan = doc.plan
-
-    def swatch(self, status: str) -> str:
-        n = self.doc.status_index.get(status)
-        cls = f" st-{n}" if n is not None else ""
-        return (
-            f'<span class="stat"><span class="sw{cls}" aria-hidden="true"></span>{html.escape(status)}</span>'
-        )
-
-    def css(self) -> str:
-        colours = "".join(f".st-{n}{{border-color:{s.colour}}}" for n, s in enumerate(self.plan.statuses))
-        return _CSS.replace("__MARK__", _css_string(self.plan.classification)) + colours + "\n"
-
-    def render(self) -> str:
-        p = self.plan
-        mark = html.escape(p.classification)
-        sections = [self.summary()]
-        if self.doc.since is not None:
-            sections.append(self.progress())
-        if p.background.strip():
-            sections.append(self.prose("background", "Background", p.background))
-        sections.append(self.capabilities())
-        sections += [self.area(area) for area in p.areas]
-        if p.glossary:
-            sections.append(self.glossary())
-        meta = "".join(f"<li><b>{k}</b> {html.escape(v)}</li>" for k, v in self.doc.meta_line())
-        force = f'<p class="force">{html.escape(p.force)}</p>\n' if p.force.strip() else ""
-        produced = f" on {_long_date(self.doc.produced)}" if self.doc.produced else ""
-        csp = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-        return (
-            "<!DOCTYPE html>\n"
-            '<html lang="en-GB">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
-            '<meta name="generator" content="daplan">\n'
-            f"<title>{html.escape(p.title)} ({mark})</title>\n"
-            f"<style>{self.css()}</style>\n</head>\n<body>\n"
-            f'<p class="marking" aria-label="Protective marking: {mark}">{mark}</p>\n'
-            f"<header>\n{force}<h1>{html.escape(p.title)}</h1>\n"
-            f'<ul class="meta">{meta}</ul>\n</header>\n'
-            f"{self.contents()}\n<main>\n" + "\n".join(sections) + "\n</main>\n"
-            f"<footer>\n<p>Produced by daplan from revision {p.revision} of the plan{produced}.</p>\n"
-            f'<p class="marking foot" aria-label="Protective marking: {mark}">{mark}</p>\n</footer>\n'
-            "</body>\n</html>\n"
-        )
-
-    def contents(self) -> str:
-        p = self.plan
-        links = [("summary", "At a glance")]
-        if self.doc.since is not None:
-            links.append(("progress", f"Progress since {self.doc.since.label()}"))
-        if p.background.strip():
-            links.append(("background", "Background"))
-        links.append(("capabilities", "Overarching capabilities"))
-        links += [(f"area-{a.id}", a.name) for a in p.areas]
-        if p.glossary:
-            links.append(("glossary", "Glossary"))
-        items = "".join(f'<li><a href="#{html.escape(i)}">{html.escape(t)}</a></li>' for i, t in links)
-        return (
-            f'<nav aria-labelledby="contents-h">\n<h2 id="contents-h">Contents</h2>\n<ol>{items}</ol>\n</nav>'
-        )
-
-    @staticmethod
-    def table(caption: str, cid: str, body: str, cls: str = "") -> str:
-        """A table in a region that scrolls sideways on its own when the page is too narrow for it."""
-        klass = f' class="{cls}"' if cls else ""
-        return (
-            f'<div class="scroll" role="region" tabindex="0" aria-labelledby="{cid}">\n'
-            f'<table{klass}>\n<caption id="{cid}">{caption}</caption>\n{body}</table>\n</div>'
-        )
-
-    @staticmethod
-    def prose(sid: str, heading: str, text: str) -> str:
-        paras = [p for p in re.split(r"\n\s*\n", _norm(text).strip()) if p.strip()]
-        body = "\n".join(f"<p>{_e(p)}</p>" for p in paras)
-        return f'<section id="{sid}" aria-labelledby="{sid}-h">\n<h2 id="{sid}-h">{heading}</h2>\n{body}\n</section>'
-
-    def summary(self) -> str:
-        d = self.doc
-        statuses = d.summary_statuses
-        head = "".join(f'<th scope="col" class="num">{self.swatch(s)}</th>' for s in statuses)
-        rows = []
-        for c in d.counts:
-            cells = "".join(
-                f'<td class="num{"" if c.counts[s] else " zero"}">{c.counts[s]}</td>' for s in statuses
+def html_context(doc: _Doc) -> dict[str, Any]:
+    """Everything the export's page template shows, worked out here so the template only lays it out."""
+    p = doc.plan
+    counts = doc.counts
+    statuses = doc.summary_statuses
+    total = sum(c.total for c in counts)
+    closed = sum(c.closed for c in counts)
+    summary = {
+        "statuses": statuses,
+        "rows": [
+            {
+                "id": c.area.id,
+                "name": c.area.name,
+                "counts": [c.counts[s] for s in statuses],
+                "total": c.total,
+                "share": f"{round(100 * c.closed / c.total)}%" if c.total else "–",
+            }
+            for c in counts
+        ],
+        "totals": [sum(c.counts[s] for c in counts) for s in statuses],
+        "total": total,
+        "share": f"{round(100 * closed / total)}%" if total else "–",
+    }
+    progress = None
+    if doc.since is not None:
+        groups = []
+        for action_id, rows in doc.grouped_changes():
+            groups.append(
+                {
+                    "target": f"action-{action_id}" if action_id in doc.where else "",
+                    "name": doc.action_label(action_id),
+                    "rows": [
+                        {
+                            "when": _when(str(e.get("time", ""))),
+                            "revision": int(e.get("revision", 0)),
+                            "by": L.recipient_label(str(e.get("recipient", ""))),
+                            "field": FIELD_LABELS[e["field"]],
+                            "old": _change_value(e, "old"),
+                            "new": _change_value(e, "new"),
+                        }
+                        for e in rows
+                    ],
+                }
             )
-            share = f"{round(100 * c.closed / c.total)}%" if c.total else "–"
-            rows.append(
-                f'<tr><th scope="row"><a href="#area-{html.escape(c.area.id)}">{html.escape(c.area.name)}</a></th>'
-                f'{cells}<td class="num">{c.total}</td><td class="num">{share}</td></tr>'
-            )
-        total = sum(c.total for c in d.counts)
-        closed = sum(c.closed for c in d.counts)
-        foot = "".join(f'<td class="num">{sum(c.counts[s] for c in d.counts)}</td>' for s in statuses)
-        share = f"{round(100 * closed / total)}%" if total else "–"
-        body = (
-            f'<thead><tr><th scope="col">Area</th>{head}<th scope="col" class="num">Total</th>'
-            f'<th scope="col" class="num">Closed</th></tr></thead>\n'
-            f"<tbody>\n" + "\n".join(rows) + "\n</tbody>\n"
-            f'<tfoot><tr><th scope="row">All areas</th>{foot}<td class="num">{total}</td>'
-            f'<td class="num">{share}</td></tr></tfoot>\n'
-        )
-        closed_names = ", ".join(s.name for s in self.plan.statuses if s.closed) or "none"
-        caption = (
-            f"Actions by status in each capability area. Closed: the share of actions marked "
-            f"{html.escape(closed_names)}."
-        )
-        key = "".join(
-            f"<div><dt>{self.swatch(s.name)}</dt><dd>{html.escape(s.meaning) or _none()}</dd></div>"
-            for s in self.plan.statuses
-        )
-        return (
-            '<section id="summary" aria-labelledby="summary-h">\n<h2 id="summary-h">At a glance</h2>\n'
-            f"{self.table(caption, 'summary-c', body, 'summary')}\n"
-            f'<h3 id="key-h">Status key</h3>\n<dl class="key" aria-labelledby="key-h">{key}</dl>\n</section>'
-        )
-
-    def progress(self) -> str:
-        d = self.doc
-        assert d.since is not None
-        label = html.escape(d.since.label())
-        intro = f"<p>{html.escape(d.progress_intro())}</p>"
-        groups = d.grouped_changes()
-        if not groups:
-            return (
-                f'<section id="progress" aria-labelledby="progress-h">\n'
-                f'<h2 id="progress-h">Progress since {label}</h2>\n{intro}\n</section>'
-            )
-        bodies = []
-        for action_id, rows in groups:
-            target = f"action-{action_id}" if action_id in d.where else ""
-            name = html.escape(d.action_label(action_id))
-            name = f'<a href="#{html.escape(target)}">{name}</a>' if target else name
-            lines = []
-            for n, e in enumerate(rows):
-                head = f'<th scope="rowgroup" rowspan="{len(rows)}">{name}</th>' if n == 0 else ""
-                lines.append(
-                    f"<tr>{head}<td>{html.escape(_when(str(e.get('time', ''))))}"
-                    f'<br><span class="sub">revision {int(e.get("revision", 0))}</span></td>'
-                    f"<td>{html.escape(str(e.get('recipient', '')))}</td>"
-                    f"<td>{FIELD_LABELS[e['field']]}</td>"
-                    f'<td class="was">{self.value(e, "old")}</td><td>{self.value(e, "new")}</td></tr>'
-                )
-            bodies.append("<tbody>\n" + "\n".join(lines) + "\n</tbody>\n")
-        head = "".join(f'<th scope="col">{h}</th>' for h in ("Action", "When", "By", "Field", "Was", "Now"))
-        body = f"<thead><tr>{head}</tr></thead>\n" + "".join(bodies)
-        caption = f"Changes merged since {label}, by action"
-        return (
-            f'<section id="progress" aria-labelledby="progress-h">\n'
-            f'<h2 id="progress-h">Progress since {label}</h2>\n{intro}\n'
-            f"{self.table(caption, 'progress-c', body, 'progress')}\n</section>"
-        )
-
-    def value(self, entry: dict[str, Any], key: str) -> str:
-        text = str(entry.get(key) or "")
-        if not text:
-            return _none()
-        if entry["field"] == "status":
-            return self.swatch(text)
-        if entry["field"] == "due":
-            try:
-                return html.escape(_long_date(dt.date.fromisoformat(text)))
-            except ValueError:
-                pass
-        return _e(text)
-
-    def capabilities(self) -> str:
-        rows = []
-        for area in self.plan.areas:
-            supporting = "".join(f"<li>{_e(s)}</li>" for s in area.supporting_areas if s.strip())
-            cell = f'<ul class="supporting">{supporting}</ul>' if supporting else _none()
-            rows.append(f'<tr><th scope="row">{_e(area.key_criteria or area.name)}</th><td>{cell}</td></tr>')
-        body = (
-            '<thead><tr><th scope="col">Key criteria</th><th scope="col">Supporting areas</th></tr></thead>\n'
-            "<tbody>\n" + "\n".join(rows) + "\n</tbody>\n"
-        )
-        intro = self.plan.overarching_capabilities.strip()
-        paras = "".join(f"<p>{_e(p)}</p>\n" for p in re.split(r"\n\s*\n", _norm(intro)) if p.strip())
-        caption = "The capability areas with their key criteria and supporting areas"
-        return (
-            '<section id="capabilities" aria-labelledby="capabilities-h">\n'
-            '<h2 id="capabilities-h">Overarching capabilities</h2>\n'
-            f"{paras}{self.table(caption, 'capabilities-c', body, 'caps')}\n</section>"
-        )
-
-    def area(self, area: Area) -> str:
-        aid = html.escape(area.id)
+        progress = {"label": doc.since.label(), "intro": doc.progress_intro(), "groups": groups}
+    areas = []
+    for area in p.areas:
         actions = _ordered(area)
         national = [a for a in actions if a.kind == "national"]
         local = [a for a in actions if a.kind == "local"]
-        head = "".join(f'<th scope="col" class="c-{h.lower()}">{h}</th>' for h in COLUMNS)
-        body = f"<thead><tr>{head}</tr></thead>\n"
-        if not actions:
-            body += f'<tbody><tr><td colspan="{len(COLUMNS)}">{_none()}</td></tr></tbody>\n'
-        elif not local:
-            body += "<tbody>\n" + "\n".join(self.row(a) for a in national) + "\n</tbody>\n"
-        else:
-            # Row-group headings say which rows are national and which local, in words, not colour.
-            for title, group in (("National actions", national), ("Local actions", local)):
-                if group:
-                    body += (
-                        f'<tbody><tr><th scope="rowgroup" colspan="{len(COLUMNS)}" class="group">{title}</th></tr>\n'
-                        + "\n".join(self.row(a) for a in group)
-                        + "\n</tbody>\n"
-                    )
-        counts = f"{len(national)} national and {len(local)} local action{'s' if len(local) != 1 else ''}"
+        groups_: list[tuple[str | None, list[Action]]]
         if not local:
-            counts = f"{len(national)} national action{'s' if len(national) != 1 else ''}"
-        intro_html = ""
-        if _own_criteria(area):
-            intro_html = f'<p class="area-intro"><b>Key criteria:</b> {_e(area.key_criteria)}</p>\n'
-        caption = f"{html.escape(area.name)}: {counts}"
-        return (
-            f'<section class="area" id="area-{aid}" aria-labelledby="area-{aid}-h">\n'
-            f'<h2 id="area-{aid}-h">{html.escape(area.name)}</h2>\n{intro_html}'
-            f"{self.table(caption, f'area-{aid}-c', body, 'plan')}\n</section>"
+            groups_ = [(None, national)] if national else []
+            what = _plural(len(national), "national action")
+        else:
+            groups_ = [(t, g) for t, g in (("National actions", national), ("Local actions", local)) if g]
+            what = f"{len(national)} national and {_plural(len(local), 'local action')}"
+        areas.append(
+            {
+                "id": area.id,
+                "name": area.name,
+                "criteria": area.key_criteria if _own_criteria(area) else "",
+                "counts": what,
+                "groups": [(t, [_action_row(a) for a in g]) for t, g in groups_],
+            }
         )
-
-    def row(self, a: Action) -> str:
-        local = a.kind == "local"
-        tag = ' <span class="tag">Local</span>' if local else ""
-        target = _e(a.target) if a.target.strip() else ""
-        if a.due:
-            target += ("<br>" if target else "") + f'<span class="sub">Due {_long_date(a.due)}</span>'
-        leads = "<br>".join(html.escape(name) for name in a.leads)
-        klass = ' class="local"' if local else ""
-        return (
-            f'<tr id="action-{html.escape(a.id)}"{klass}>'
-            f'<th scope="row">{html.escape(_ref(a))}{tag}</th>'
-            f"<td>{_e(a.action)}</td>"
-            f"<td>{_e(a.response) if a.response.strip() else _none()}</td>"
-            f"<td>{target or _none()}</td>"
-            f"<td>{leads or _none()}</td>"
-            f'<td class="c-status">{self.swatch(a.status)}</td></tr>'
-        )
-
-    def glossary(self) -> str:
-        rows = "\n".join(
-            f'<tr><th scope="row">{html.escape(g.term)}</th><td>{_e(g.definition)}</td></tr>'
-            for g in self.plan.glossary
-        )
-        body = (
-            '<thead><tr><th scope="col">Term</th><th scope="col">Meaning</th></tr></thead>\n'
-            f"<tbody>\n{rows}\n</tbody>\n"
-        )
-        return (
-            '<section id="glossary" aria-labelledby="glossary-h">\n<h2 id="glossary-h">Glossary</h2>\n'
-            f"{self.table('Abbreviations and terms used in this plan', 'glossary-c', body)}\n</section>"
-        )
+    contents = [("summary", "At a glance")]
+    if progress is not None:
+        contents.append(("progress", f"Progress since {progress['label']}"))
+    if p.background.strip():
+        contents.append(("background", "Background"))
+    contents.append(("capabilities", "Overarching capabilities"))
+    contents += [(f"area-{a.id}", a.name) for a in p.areas]
+    if p.glossary:
+        contents.append(("glossary", "Glossary"))
+    return {
+        "plan": p,
+        "marking": p.classification,
+        "kicker": "",
+        "meta": doc.meta_line(),
+        "produced": _long_date(doc.produced) if doc.produced else "",
+        "statuses": p.statuses,
+        "status_index": doc.status_index,
+        "closed_names": ", ".join(s.name for s in p.statuses if s.closed) or "none",
+        "contents": contents,
+        "summary": summary,
+        "progress": progress,
+        "background": paragraphs(p.background),
+        "capabilities": {
+            "paragraphs": paragraphs(p.overarching_capabilities),
+            "rows": [
+                {
+                    "criteria": a.key_criteria or a.name,
+                    "supporting": [s for s in a.supporting_areas if s.strip()],
+                }
+                for a in p.areas
+            ],
+        },
+        "areas": areas,
+        "columns": COLUMNS,
+        "glossary": p.glossary,
+    }
 
 
 # -- Markdown ------------------------------------------------------------------------------------------------
@@ -812,7 +604,7 @@ class _Markdown:
                     [
                         _md(d.action_label(action_id)),
                         f"{_md(_when(str(e.get('time', ''))))}<br>revision {int(e.get('revision', 0))}",
-                        _md(str(e.get("recipient", ""))),
+                        _md(L.recipient_label(str(e.get("recipient", "")))),
                         FIELD_LABELS[e["field"]],
                         _md(str(e.get("old") or "")),
                         _md(str(e.get("new") or "")),

@@ -72,6 +72,19 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(c.key for c in AREA_COLUMNS if c.editab
 # Fields checked against the base on reading although the recipient may not change them.
 LOCKED_FIELDS: tuple[str, ...] = ("ref", "action")
 
+# The recipient of the owner's own workbooks (`build`), and how every page a person reads names the owner:
+# internal recipients such as the conflicts workbook's "Plan owner: conflict resolution" read the same.
+OWNER_RECIPIENT = "owner"
+OWNER_LABEL = "Plan owner"
+
+
+def recipient_label(recipient: str) -> str:
+    """A recipient as readers see it: the owner and the owner's working recipients read "Plan owner"."""
+    if recipient == OWNER_RECIPIENT or recipient.split(":")[0].strip() == OWNER_LABEL:
+        return OWNER_LABEL
+    return recipient
+
+
 GLOSSARY_HEADERS = ("Term", "Definition")
 GLOSSARY_WIDTHS = (18, 100)
 

@@ -1,7 +1,8 @@
 """The owner's master workbook: a Dashboard first, a Changes sheet of the journal, marks on changed cells.
 
 `write_master` is `daplan build`: the whole plan through `writer.write_workbook`, plus what the governance
-board reads first. Every figure on the Dashboard that depends on the area sheets is a live COUNTIFS formula
+board reads first. The master composes the writer (its sheets go in through `writer.WorkbookExtras`); the
+writer knows nothing of the master. Every figure on the Dashboard that depends on the area sheets is a live COUNTIFS formula
 over them, so a reader who edits a status in the master sees the counts and the chart follow; the counts the
 tool computes are stored as the formulas' cached values, so an app that does not recalculate (or a quick
 look in a file browser) still shows the right numbers.
@@ -23,6 +24,8 @@ from .record import real_plan_path
 from .writer import (
     Clock,
     IssueInfo,
+    SheetList,
+    WorkbookExtras,
     WorkbookWriter,
     checked,
     contrast_colour,
@@ -207,7 +210,7 @@ class DashboardWriter:
                 **border,
             )
 
-    def write(self, sheets: Sequence[tuple[Area, list[Action]]]) -> None:
+    def write(self, sheets: SheetList) -> None:
         """Add the Dashboard (called before any other sheet, so it is the first tab)."""
         self.formats()
         self.ws = ws = self.w.wb.add_worksheet(L.DASHBOARD_SHEET)
@@ -297,6 +300,8 @@ class DashboardWriter:
         )
         ws.set_row(note_row, 30)
 
+        # Printed, the chart starts a page of its own rather than being cut in two under the table.
+        ws.set_h_pagebreaks([note_row + 1])
         row = self.chart(first, last, note_row + 2)
         row = self.past_due(row + 1)
         row = self.open_items(row + 1)
@@ -321,13 +326,19 @@ class DashboardWriter:
                     "gap": 60,
                 }
             )
-        chart.set_title({"name": "Actions by capability area and status", "name_font": {"size": 12}})
+        # Chart text is 11 pt or more, so it still reads at 8 pt or more when the sheet is shrunk to print.
+        chart.set_title({"name": "Actions by capability area and status", "name_font": {"size": 13}})
         # A bar chart draws its first category at the bottom; reversed, the areas read in plan order.
-        chart.set_y_axis({"reverse": True, "num_font": {"size": 9}})
+        chart.set_y_axis({"reverse": True, "num_font": {"size": 11}})
         chart.set_x_axis(
-            {"name": "Actions", "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}}}
+            {
+                "name": "Actions",
+                "name_font": {"size": 11},
+                "num_font": {"size": 11},
+                "major_gridlines": {"visible": True, "line": {"color": "#D9D9D9"}},
+            }
         )
-        chart.set_legend({"position": "bottom"})
+        chart.set_legend({"position": "bottom", "font": {"size": 11}})
         chart.set_chartarea({"border": {"none": True}})
         height = 120 + 42 * (last - first + 1)
         chart.set_size({"width": 980, "height": height})
@@ -435,7 +446,8 @@ class DashboardWriter:
 
 
 CHANGES_HEADERS = ("When", "Who", "From return", "Action", "Field", "Old", "New")
-CHANGES_WIDTHS = (17, 26, 24, 9, 10, 50, 50)
+# Narrow enough to print one A4 landscape page wide at about 85%, so the text prints at 9 pt.
+CHANGES_WIDTHS = (16, 22, 20, 9, 10, 44, 44)
 
 
 def changes_sheet(w: WorkbookWriter, changes: Sequence[dict[str, Any]]) -> None:
@@ -499,4 +511,23 @@ def write_master(
     issue_id: str | None = None,
 ) -> IssueInfo:
     """The owner's master workbook: Dashboard, About, the area sheets, Glossary, Changes, support sheets."""
-    return write_workbook(plan, path, key=key, clock=clock or utc_now, issue_id=issue_id, master=content)
+    extras = WorkbookExtras(
+        first_sheets=lambda w, sheets: DashboardWriter(w, content).write(sheets),
+        last_sheets=lambda w: changes_sheet(w, content.changes),
+        marks=content.marks,
+        instructions=MASTER_INSTRUCTIONS,
+        reading=True,
+    )
+    return write_workbook(
+        plan, path, key=key, clock=clock or utc_now, issue_id=issue_id, extras=extras, kind="master"
+    )
+
+
+# The owner's cover, after "this workbook shows the whole plan": what the master adds.
+MASTER_INSTRUCTIONS = (
+    "The Dashboard (the first sheet) counts the actions by capability area and status, lists the open actions "
+    "past their due date and the open items awaiting you, and, when built with the outbox, the returns.",
+    "The Changes sheet lists every change merged into the plan, newest first. A cell with a note (a red corner) "
+    "changed since the plan was last published: the note says who changed it, when and what it was.",
+    "For the governance board, daplan report makes a board report (PDF or HTML) from the same plan.",
+)

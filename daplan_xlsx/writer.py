@@ -14,9 +14,9 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import collector
 from . import layout as L
@@ -24,9 +24,6 @@ from .errors import WorkbookWriteError
 from .meta import IssueMeta, build_meta, encode
 from .model import Action, Area, Plan
 from .planfile import new_file_mode
-
-if TYPE_CHECKING:
-    from .master import MasterContent
 
 Clock = Callable[[], dt.datetime]
 # One table column as the row loop uses it: index, value function, is a date, format, wrap width (0: none).
@@ -40,6 +37,21 @@ HEADER_FILL = "#1F3864"
 OVERDUE_FILL = "#F8CBAD"
 # Characters of average text that fit in one unit of column width, for estimating wrapped row heights.
 CHARS_PER_WIDTH = 1.15
+# Narrower text columns for a workbook that is read and printed rather than filled in: with the working
+# columns (ID, Last updated, Notes) left out of the print area, Ref to National / local then prints one A4
+# landscape page wide at about 80%, so 11 pt text prints at about 9 pt (the full widths print at 67%, under
+# 8 pt).
+# Notes stay off the printed page, so they can be wide: a long note then adds fewer lines to its row's height.
+READING_WIDTHS: dict[str, float] = {
+    "action": 38,
+    "response": 48,
+    "target": 16,
+    "lead": 18,
+    "supporting": 16,
+    "notes": 60,
+}
+# The columns a printed reading workbook shows, first to last (a print area is one block of columns).
+PRINTED_COLUMNS = ("ref", "kind")
 
 
 def utc_now() -> dt.datetime:
@@ -56,6 +68,26 @@ class IssueInfo:
     scope: list[str]
     issued_at: dt.datetime
     meta: IssueMeta
+
+
+SheetList = Sequence[tuple[Area, list[Action]]]
+
+
+@dataclass
+class WorkbookExtras:
+    """What a caller adds to the workbook the writer lays out, without the writer knowing what it is for.
+
+    The master (master.write_master) adds its Dashboard before the other sheets, a Changes sheet after them,
+    notes on changed cells, its own lines under "How to use it" and the reading style.
+    """
+
+    first_sheets: Callable[[WorkbookWriter, SheetList], None] | None = None
+    last_sheets: Callable[[WorkbookWriter], None] | None = None
+    marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (action id, field) -> cell note
+    instructions: Sequence[str] = ()
+    # Styled for reading and printing: no "type here" fills, narrower text columns, and a print area of the
+    # published columns (Ref to National / local) with the title above them.
+    reading: bool = False
 
 
 def checked(result: Any, what: str) -> None:
@@ -189,12 +221,14 @@ class WorkbookWriter:
         path: Path,
         recipient: str,
         issued_at: dt.datetime,
-        marks: dict[tuple[str, str], str] | None = None,
+        extras: WorkbookExtras | None = None,
     ) -> None:
         import xlsxwriter
 
         self.plan = plan
-        self.marks = marks or {}
+        self.extras = extras or WorkbookExtras()
+        self.marks = self.extras.marks
+        self.reading = self.extras.reading
         self.recipient = recipient
         self.issued_at = issued_at
         self.wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
@@ -217,14 +251,17 @@ class WorkbookWriter:
         self.fmt("label", bold=True)
         self.fmt("plain", text_wrap=True)
         self.fmt("header", bold=True, font_color="#FFFFFF", bg_color=HEADER_FILL, text_wrap=True, **border)
-        self.fmt("locked", bg_color=LOCKED_FILL, **border)
-        self.fmt("locked_wrap", bg_color=LOCKED_FILL, text_wrap=True, **border)
+        # A workbook for reading has no "type here" or "fixed" fills: it should look like a report, not a form.
+        locked = {} if self.reading else {"bg_color": LOCKED_FILL}
+        edit = {} if self.reading else {"bg_color": EDITABLE_FILL}
+        self.fmt("locked", **locked, **border)
+        self.fmt("locked_wrap", **locked, text_wrap=True, **border)
         self.fmt("local", bg_color=LOCAL_FILL, bold=True, **border)
         self.fmt("local_wrap", bg_color=LOCAL_FILL, text_wrap=True, **border)
         # Editable text cells are formatted as Text, so "2015" or "31/03/2015" typed into Target stays text.
-        self.fmt("edit", bg_color=EDITABLE_FILL, locked=False, num_format="@", **border)
-        self.fmt("edit_wrap", bg_color=EDITABLE_FILL, locked=False, text_wrap=True, num_format="@", **border)
-        self.fmt("edit_date", bg_color=EDITABLE_FILL, locked=False, num_format=L.DATE_FORMAT, **border)
+        self.fmt("edit", **edit, locked=False, num_format="@", **border)
+        self.fmt("edit_wrap", **edit, locked=False, text_wrap=True, num_format="@", **border)
+        self.fmt("edit_date", **edit, locked=False, num_format=L.DATE_FORMAT, **border)
         self.fmt("overdue", bg_color=OVERDUE_FILL, font_color="#9C0006", bold=True)
         self.fmt("key_edit", bg_color=EDITABLE_FILL, **border)
         self.fmt("key_locked", bg_color=LOCKED_FILL, **border)
@@ -248,17 +285,21 @@ class WorkbookWriter:
             f"number at {ws.name}!{L.column_letter(col)}{row + 1}",
         )
 
-    def page_setup(self, ws: Any, repeat_row: int | None = None) -> None:
+    def page_setup(self, ws: Any, repeat_row: int | None = None, *, one_page: bool = False) -> None:
         marking = _header_text(self.plan.classification)
         ws.set_landscape()
         ws.set_paper(9)  # A4
-        ws.fit_to_pages(1, 0)
+        ws.fit_to_pages(1, 1 if one_page else 0)
         ws.set_margins(left=0.4, right=0.4, top=0.7, bottom=0.7)
-        checked(ws.set_header(f'&C&"Calibri,Bold"&12{marking}&R&8{_header_text(ws.name)}'), "page header")
+        # The header and footer print at their own size in Excel, not shrunk with a wide sheet fitted to the
+        # page; LibreOffice shrinks them anyway, so their text is large enough to be read after shrinking.
+        fixed = {"scale_with_doc": False}
         checked(
-            ws.set_footer(
-                f'&L&8{_header_text(self.recipient)}&C&"Calibri,Bold"&12{marking}&R&8Page &P of &N'
-            ),
+            ws.set_header(f'&C&"Calibri,Bold"&12{marking}&R&11{_header_text(ws.name)}', fixed), "page header"
+        )
+        who = _header_text(L.recipient_label(self.recipient))
+        checked(
+            ws.set_footer(f'&L&11{who}&C&"Calibri,Bold"&12{marking}&R&11Page &P of &N', fixed),
             "page footer",
         )
         if repeat_row is not None:
@@ -277,13 +318,14 @@ class WorkbookWriter:
         ws.set_column(1, 1, 90)
         ws.hide_gridlines(2)
         plan = self.plan
+        owner = L.recipient_label(self.recipient) == L.OWNER_LABEL
         self.text(ws, 0, 0, plan.title, self.fmt("title"))
         facts = [
             ("Force", plan.force),
             ("Protective marking", plan.classification),
             ("Plan revision", str(plan.revision)),
-            ("Issued to", self.recipient),
-            ("Issued on", self.issued_at.strftime("%d %B %Y")),
+            ("Prepared for" if owner else "Issued to", L.recipient_label(self.recipient)),
+            ("Made on" if owner else "Issued on", self.issued_at.strftime("%d %B %Y")),
             ("Issue reference", issue_id),
             ("Actions in this workbook", f"{len(scope)} on {len(areas)} sheet(s)"),
         ]
@@ -293,19 +335,25 @@ class WorkbookWriter:
             self.text(ws, row, 1, value, self.fmt("plain"))
             row += 1
         row += 1
-        self.text(ws, row, 0, "How to fill it in", self.fmt("label"))
-        for line in _instructions(self.recipient):
+        lines = _owner_instructions(self.extras.instructions) if owner else _instructions()
+        self.text(ws, row, 0, "How to use it" if owner else "How to fill it in", self.fmt("label"))
+        for line in lines:
             self.text(ws, row, 1, line, self.fmt("plain"))
             ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
         row += 1
         self.text(ws, row, 0, "Cells", self.fmt("label"))
-        self.text(
-            ws, row, 1, "You can type here (Response, Target, Due, Lead, Status, Notes)", self.fmt("key_edit")
-        )
-        row += 1
-        self.text(ws, row, 1, "Fixed: the plan owner changes these", self.fmt("key_locked"))
-        row += 1
+        if not self.reading:
+            self.text(
+                ws,
+                row,
+                1,
+                "You can type here (Response, Target, Due, Lead, Status, Notes)",
+                self.fmt("key_edit"),
+            )
+            row += 1
+            self.text(ws, row, 1, "Fixed: the plan owner changes these", self.fmt("key_locked"))
+            row += 1
         self.text(
             ws, row, 1, "Local action (the force's own, not an HMIC national action)", self.fmt("local")
         )
@@ -319,27 +367,34 @@ class WorkbookWriter:
         self.text(ws, row, 0, "Sheets", self.fmt("label"))
         for area, actions in areas:
             line = f"{area.sheet}: {len(actions)} action(s)"
-            if self.recipient != "owner":
+            if not owner:
                 line += ": " + _id_list([a.id for a in actions])
             self.text(ws, row, 1, line, self.fmt("plain"))
             ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
-        self.page_setup(ws)
+        # The cover is one page: printed, it never spills its last lines onto a page of their own.
+        self.page_setup(ws, one_page=True)
         self.protect(ws)
+
+    def width(self, col: L.Column) -> float:
+        return READING_WIDTHS.get(col.key, col.width) if self.reading else col.width
 
     def area_sheet(self, area: Area, actions: list[Action]) -> None:
         ws = self.wb.add_worksheet(area.sheet)
         cols = L.AREA_COLUMNS
         for i, col in enumerate(cols):
-            checked(ws.set_column(i, i, col.width), f"column width on {area.sheet}")
-        self.text(ws, L.TITLE_ROW, 0, area.name, self.fmt("title"))
+            checked(ws.set_column(i, i, self.width(col)), f"column width on {area.sheet}")
+        # Printed, a reading workbook starts at Ref, so its title starts there too.
+        first = L.column_index(PRINTED_COLUMNS[0]) if self.reading else 0
+        self.text(ws, L.TITLE_ROW, first, area.name, self.fmt("title"))
         if area.key_criteria:
-            self.text(ws, L.CRITERIA_ROW, 0, f"Key criteria: {area.key_criteria}", self.fmt("label"))
+            self.text(ws, L.CRITERIA_ROW, first, f"Key criteria: {area.key_criteria}", self.fmt("label"))
         if area.supporting_areas:
             supporting = "Supporting areas: " + "; ".join(area.supporting_areas)
-            ws.merge_range(L.SUPPORTING_ROW, 0, L.SUPPORTING_ROW, 4, "", self.fmt("subtitle"))
-            self.text(ws, L.SUPPORTING_ROW, 0, supporting, self.fmt("subtitle"))
-            ws.set_row(L.SUPPORTING_ROW, L.LINE_HEIGHT * lines_needed(supporting, 130))
+            ws.merge_range(L.SUPPORTING_ROW, first, L.SUPPORTING_ROW, first + 4, "", self.fmt("subtitle"))
+            self.text(ws, L.SUPPORTING_ROW, first, supporting, self.fmt("subtitle"))
+            span = sum(self.width(c) for c in cols[first : first + 5])
+            ws.set_row(L.SUPPORTING_ROW, L.LINE_HEIGHT * lines_needed(supporting, span))
         for i, col in enumerate(cols):
             self.text(ws, L.HEADER_ROW, i, col.header, self.fmt("header"))
         ws.set_row(L.HEADER_ROW, 30)
@@ -354,6 +409,10 @@ class WorkbookWriter:
         if actions:
             self.validations(ws, L.FIRST_DATA_ROW, last)
         self.page_setup(ws, repeat_row=L.HEADER_ROW)
+        if self.reading:
+            # The working columns (ID, Last updated, Notes) stay on screen but off the printed page.
+            left, right = (L.column_index(key) for key in PRINTED_COLUMNS)
+            checked(ws.print_area(0, left, max(last, L.HEADER_ROW), right), f"print area on {area.sheet}")
         self.protect(ws)
 
     def _column_plans(self) -> tuple[list[_ColumnPlan], list[_ColumnPlan]]:
@@ -367,7 +426,7 @@ class WorkbookWriter:
                 national.append((i, get, True, fmt, 0))
                 local.append((i, get, True, fmt, 0))
                 continue
-            per_line = max(1, int(col.width * CHARS_PER_WIDTH)) if col.wrap else 0
+            per_line = max(1, int(self.width(col) * CHARS_PER_WIDTH)) if col.wrap else 0
             if col.editable:
                 fmt = self.fmt("edit_wrap" if col.wrap else "edit")
                 national.append((i, get, False, fmt, per_line))
@@ -550,9 +609,27 @@ class WorkbookWriter:
             raise WorkbookWriteError(f"could not save the workbook: {exc}", file=self.wb.filename) from exc
 
 
-def contrast_colour(colour: str) -> str:
+def relative_luminance(colour: str) -> float:
+    """WCAG 2 relative luminance of a #RRGGBB colour."""
+
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return "#000000" if (0.299 * r + 0.587 * g + 0.114 * b) > 150 else "#FFFFFF"
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #RRGGBB colours (1 to 21)."""
+    hi, lo = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def contrast_colour(colour: str) -> str:
+    """Black or white text for a fill, whichever contrasts more. One of the two always reaches WCAG AA's
+    4.5:1 on any fill, so a status colour a plan chooses is always readable."""
+    return "#000000" if contrast_ratio(colour, "#000000") >= contrast_ratio(colour, "#FFFFFF") else "#FFFFFF"
 
 
 def _excel_string(text: str) -> str:
@@ -570,8 +647,21 @@ def _id_list(ids: list[str]) -> str:
     return f"{head}, … and {len(ids) - ABOUT_ID_LIST_LIMIT + 5} more (to {ids[-1]})"
 
 
-def _instructions(recipient: str) -> list[str]:
-    owner = recipient == "owner"
+def _owner_instructions(extra: Sequence[str]) -> list[str]:
+    """The plan owner's cover: what this workbook is and how to read and print it, not how to fill it in."""
+    lines = [
+        "This workbook shows the whole plan as the plan file holds it. It is made from the plan file by "
+        "daplan build; the plan file is the record, so make changes there (or merge the leads' returns) "
+        "and build it again.",
+        *extra,
+        "Each capability area has its own sheet (tabs at the bottom), national actions first, then local ones.",
+        "Printed, each area sheet shows Ref to National / local on A4 landscape with the header row repeated; "
+        "the ID, Last updated and Notes columns are working columns and stay off the printed page.",
+    ]
+    return [f"{n}. {line}" for n, line in enumerate(lines, start=1)]
+
+
+def _instructions() -> list[str]:
     lines = [
         "1. Each capability area has its own sheet (tabs at the bottom). Each row is one action.",
         "2. Update the yellow cells: Response (what has been done, what is next), Target, Due, Lead, Status "
@@ -580,13 +670,10 @@ def _instructions(recipient: str) -> list[str]:
         "matched to the plan. You may sort, filter, resize and restyle as you like.",
         "4. To propose a new action, add a row at the bottom of the table and leave its ID empty.",
     ]
-    if owner:
-        lines.append("5. This is the owner's workbook of the whole plan.")
-    else:
-        lines.append(
-            "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner. "
-            "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
-        )
+    lines.append(
+        "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner. "
+        "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
+    )
     return lines
 
 
@@ -597,17 +684,18 @@ def write_workbook(
     path: str | os.PathLike[str],
     *,
     scope: Iterable[str] | None = None,
-    recipient: str = "owner",
+    recipient: str = L.OWNER_RECIPIENT,
     key: bytes | None = None,
     clock: Clock = utc_now,
     issue_id: str | None = None,
     extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
-    master: MasterContent | None = None,
+    extras: WorkbookExtras | None = None,
     kind: str = "lead",
 ) -> IssueInfo:
     """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None).
 
-    `master` (see master.write_master) adds the owner's Dashboard, Changes sheet and change marks.
+    `extras` lets a caller add sheets and notes (master.write_master adds the owner's Dashboard, Changes
+    sheet and change marks).
     """
     target = Path(path)
     if target.is_dir():
@@ -632,13 +720,13 @@ def write_workbook(
     issued_at = clock()
     issue = issue_id or str(uuid.uuid4())
     meta = build_meta(plan, ordered_scope, recipient, issue, issued_at)
-    meta.kind = "master" if master is not None else kind
+    meta.kind = kind
 
     # Written beside the target and renamed into place, so a failure never leaves half a workbook.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = WorkbookWriter(plan, tmp, recipient, issued_at, master.marks if master else None)
+    writer = WorkbookWriter(plan, tmp, recipient, issued_at, extras)
     try:
         with warnings.catch_warnings():
             # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.
@@ -646,20 +734,16 @@ def write_workbook(
             try:
                 writer.define_formats()
                 writer.set_properties()
-                if master is not None:
-                    from .master import DashboardWriter
-
-                    DashboardWriter(writer, master).write(sheets)
+                if writer.extras.first_sheets is not None:
+                    writer.extras.first_sheets(writer, sheets)
                 writer.about_sheet(ordered_scope, sheets, issue)
                 if extra_sheet is not None:
                     writer.table_sheet(*extra_sheet)
                 for area, actions in sheets:
                     writer.area_sheet(area, actions)
                 writer.glossary_sheet()
-                if master is not None:
-                    from .master import changes_sheet
-
-                    changes_sheet(writer, master.changes)
+                if writer.extras.last_sheets is not None:
+                    writer.extras.last_sheets(writer)
                 writer.lists_sheet()
                 writer.meta_sheet(meta, key)
             except UserWarning as exc:

@@ -20,9 +20,9 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", str(folder)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for n in range(1, 10):
+    for n in range(1, 11):
         assert f"== {n}. " in out
-    for command in ("validate", "distribute", "diff", "merge", "status", "build", "export"):
+    for command in ("validate", "distribute", "diff", "merge", "status", "build", "export", "report"):
         assert f"$ daplan {command} " in out
 
     plan = load_plan(folder / "plan.yaml")
@@ -51,6 +51,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert wb.sheetnames[0] == L.DASHBOARD_SHEET
     html = (folder / "plan.html").read_text(encoding="utf-8")
     assert plan.title in html
+    # It ends with the board report, recorded as a publication like the export.
+    assert "== 10. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
+    publications = [e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "publish"]
+    assert [e["format"] for e in publications] == ["html", "pdf"]
 
 
 def test_demo_refuses_a_folder_in_use_unless_forced(tmp_path: Path) -> None:

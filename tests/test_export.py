@@ -17,6 +17,7 @@ import pytest
 from apps import chromium_pdf, chromium_screenshot, png_is_blank, require
 from click.testing import CliRunner, Result
 from conftest import EXAMPLES, FIXED_TIME, fixed_clock, make_plan
+from markupsafe import escape
 from returns import Loop
 
 from daplan_xlsx import journal as J
@@ -64,6 +65,7 @@ class Cell:
     attrs: dict[str, str | None]
     text: str = ""
     section: str = ""
+    items: list[str] = field(default_factory=list)  # the text of each list item in the cell
 
 
 @dataclass
@@ -131,6 +133,8 @@ class Page(HTMLParser):
             self.tables[-1].rows[-1].append(self._cell)
         elif tag == "br":
             self.handle_data("\n")
+        elif tag == "li" and self._cell is not None:
+            self._cell.items.append("")
         if tag in ("colgroup", "thead", "tbody", "tfoot", "tr") and self.tables:
             self.tables[-1].children += 1
 
@@ -158,6 +162,8 @@ class Page(HTMLParser):
             return
         if self._cell is not None:
             self._cell_parts.append(data)
+            if self._cell.items:
+                self._cell.items[-1] += data
         if self._caption is not None:
             self._caption.append(data)
         if self._in_body:
@@ -348,7 +354,11 @@ def test_html_sections_and_tables(make: Callable[[], Plan]) -> None:
             assert row[0].tag == "th" and row[0].attrs["scope"] == "row"
             assert row[0].text.startswith(a.ref or a.id)
             assert row[5].text == a.status
-            assert row[4].text == ("\n".join(a.leads) or NONE)
+            # Several leads are a list, each its own item, never names run together by a line break.
+            if len(a.leads) > 1:
+                assert row[4].items == a.leads
+            else:
+                assert row[4].text == (a.leads[0] if a.leads else NONE) and row[4].items == []
     assert any("capability" in c.lower() for c in captions)
 
     # The overarching capabilities: every area's key criteria with its supporting areas.
@@ -447,7 +457,8 @@ def test_multi_line_text_keeps_its_line_breaks() -> None:
     response = plan.action_index()["LG-1"].response
     assert "\n" in response
     out = export_plan(plan, "html")
-    assert "<br>".join(html.escape(line) for line in response.split("\n")) in out
+    # Escaped as Jinja2 escapes (a quote as &#34;), each line break a <br>.
+    assert "<br>".join(str(escape(line)) for line in response.split("\n")) in out
     md = export_plan(plan, "md")
     assert html.escape(response, quote=False).replace("\n", "<br>") in md
 
@@ -875,7 +886,9 @@ def test_cli_refuses_bad_input(
     assert_one_line_error(result, *fragments)
     # Nothing written: no output, the plan and its journal untouched.
     # The plan's lock file may be left (it is how commands take turns); nothing else is written.
-    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != ".plan.yaml.lock"}
+    after = {
+        p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name != ".plan.yaml.lock"
+    }
     assert after == before
 
 
@@ -914,3 +927,72 @@ def test_chromium_prints_the_marking_on_every_page(tmp_path: Path) -> None:
     for n, body in enumerate(pages, start=1):
         assert body.count("OFFICIAL") >= 2, n  # top and bottom of each page
         assert f"Page {n} of {len(pages)}" in body
+
+
+# -- a force's own templates ------------------------------------------------------------------------------
+
+
+def test_a_template_folder_changes_the_header(plan_file: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "our-templates"
+    folder.mkdir()
+    (folder / "header.html").write_text(
+        '<header class="ours"><p class="force">Test Constabulary: Protecting people</p>'
+        "<h1>{{ plan.title }}</h1></header>\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "plan.html"
+    result = run("export", plan_file, "-o", out, "--template", folder)
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    page = Page(text)
+    assert '<header class="ours">' in text and "Protecting people" in page.text
+    # Only the header changed: the rest of the page is the built-in one.
+    assert [t.section for t in page.tables][:2] == ["summary", "capabilities"]
+    assert_each_text_once(load_plan(plan_file), page.cell_texts(), page.text)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("<header>\n<h1>{{ plan.title }</h1>\n</header>\n", "error at line 2"),
+        ("<header>\n{% if plan.force %}\n<h1>x</h1>\n</header>\n", "Unexpected end of template"),
+        ("<header>\n\n<h1>{{ plan.no_such_thing.upper() }}</h1>\n</header>\n", "failed at line 3"),
+    ],
+    ids=["unclosed-expression", "unclosed-block", "unknown-value"],
+)
+def test_a_broken_template_is_one_line_naming_file_and_line(
+    plan_file: Path, tmp_path: Path, content: str, fragment: str
+) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "header.html").write_text(content, encoding="utf-8")
+    out = tmp_path / "plan.html"
+    result = run("export", plan_file, "-o", out, "--template", folder)
+    assert_one_line_error(result, fragment, "header.html", "remove the file to use the built-in template")
+    # Nothing written, nothing published.
+    assert not out.exists()
+    assert J.read_journal(J.journal_path(plan_file), 1) == []
+
+
+def test_a_missing_template_folder(plan_file: Path, tmp_path: Path) -> None:
+    result = run("export", plan_file, "-o", tmp_path / "p.html", "--template", tmp_path / "nope")
+    assert_one_line_error(result, "the template folder does not exist", "nope")
+
+
+def test_internal_recipients_read_as_the_plan_owner() -> None:
+    from daplan_xlsx.mergeview import RESOLUTION_RECIPIENT
+
+    plan = make_plan()
+    entry = {
+        "event": "change",
+        "revision": 1,
+        "time": "2026-11-10T09:00:00+00:00",
+        "recipient": RESOLUTION_RECIPIENT,
+        "action_id": "LG-1",
+        "field": "status",
+        "old": "On track",
+        "new": "Complete",
+    }
+    for fmt in FORMATS:
+        out = export_plan(plan, fmt, since=Since(revision=0), journal=[entry])
+        assert RESOLUTION_RECIPIENT not in out and "Plan owner" in out, fmt

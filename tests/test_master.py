@@ -373,3 +373,49 @@ def test_an_accepted_new_action_is_on_the_changes_sheet_and_marked(tmp_path: Pat
     notes = _comments(out)
     ((where, note),) = [(k, v) for k, v in notes.items() if v.startswith("Added")]
     assert where[0] == "Initial Contact" and "proposed by Area Commanders (in ac.xlsx)" in note
+
+
+@pytest.mark.slow
+@pytest.mark.libreoffice
+def test_the_master_prints_legibly_on_a4(tmp_path: Path) -> None:
+    """Printed by LibreOffice: no text under 8 pt, the About sheet on one page, the area sheets without the
+    working columns, and the owner named as the Plan owner."""
+    import pdfplumber
+
+    pdftoppm = require("pdftoppm")
+    plan = load_plan(EXAMPLES[1])
+    out = build(plan, tmp_path / "master.xlsx")
+    pdf = soffice_convert(out, "pdf", tmp_path, tmp_path / "profile")
+    with pdfplumber.open(pdf) as doc:
+        pages = [(page.extract_text() or "", page.chars) for page in doc.pages]
+    for n, (text, chars) in enumerate(pages, start=1):
+        smallest = min(round(c["size"], 1) for c in chars if c["text"].strip())
+        assert smallest >= 8, (n, smallest, text[:80])
+        assert plan.classification in text
+    about = [text for text, _ in pages if "How to use it" in text]
+    assert len(about) == 1 and "Plan owner" in about[0] and "Issued to" not in about[0]
+    assert "email it back" not in about[0]  # the owner's instructions, not the recipients'
+    for area in plan.areas:
+        printed = "\n".join(text for text, _ in pages if text.split("\n")[0].endswith(area.sheet))
+        assert area.actions[0].action.split()[0] in printed
+        for action in area.actions:
+            assert action.id not in printed.split()  # the ID column is off the printed page
+        assert "Last updated" not in printed and "Notes" not in printed
+    subprocess.run([pdftoppm, "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert len(pngs) == len(pages) and not any(png_is_blank(p) for p in pngs)
+
+
+def test_status_fills_meet_aa_contrast_on_the_dashboard(tmp_path: Path) -> None:
+    from daplan_xlsx.writer import contrast_colour, contrast_ratio
+
+    plan = load_plan(EXAMPLES[1])
+    out = build(plan, tmp_path / "master.xlsx")
+    ws = openpyxl.load_workbook(out)[L.DASHBOARD_SHEET]
+    header = next(row for row in ws.iter_rows() if row[0].value == "Capability area")
+    for cell in header[1 : 1 + len(plan.statuses)]:
+        fill = "#" + cell.fill.fgColor.rgb[-6:]
+        text = "#" + cell.font.color.rgb[-6:]
+        assert contrast_ratio(fill, text) >= 4.5, (cell.value, fill, text)
+    for status in plan.statuses:
+        assert contrast_ratio(status.colour, contrast_colour(status.colour)) >= 4.5

@@ -80,7 +80,8 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     runner = CliRunner()
     commands = _workflow()
     assert [c[0] for c in commands] == [
-        "new", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "import",
+        "new", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "report",
+        "import",
     ]  # fmt: skip
     for args in commands:
         if args[0] == "validate":  # the owner fills in the lead register and each action's leads
@@ -95,7 +96,7 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
         result = runner.invoke(cli, expanded)
         assert result.exit_code == 0, f"daplan {' '.join(args)}: {result.output}"
     assert Path("inbox/head-of-protect.xlsx").is_file()
-    for made in ("plan.yaml", "master.xlsx", "outbox/manifest.json", "plan.html", "adopted.yaml"):
+    for made in ("plan.yaml", "master.xlsx", "outbox/manifest.json", "plan.html", "board.pdf", "adopted.yaml"):
         assert Path(made).is_file(), made
 
 

@@ -157,3 +157,24 @@ def test_installed_new_from_the_hmic_template(installed: Installed) -> None:
     check = installed.daplan_run("validate", "plan.yaml")
     assert check.returncode == 0, check.stderr
     assert "valid (6 areas" in check.stdout
+
+
+def test_wheel_contains_the_page_templates(installed: Installed) -> None:
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    shipped = sorted(p.name for p in (ROOT / "daplan_xlsx" / "page_templates").iterdir() if p.is_file())
+    assert {"report.typ", "report.html", "export.html", "style.css"} <= set(shipped)
+    for name in shipped:
+        assert f"daplan_xlsx/page_templates/{name}" in names, name
+
+
+@needs_hmic
+def test_installed_export_and_report(installed: Installed) -> None:
+    """The published pages come from the templates inside the installed package."""
+    made = installed.daplan_run("new", "--force-name", "X", "-o", "board-plan.yaml", "--force")
+    assert made.returncode == 0, made.stderr
+    for out in ("plan.html", "board.pdf", "board.html"):
+        command = "export" if out == "plan.html" else "report"
+        result = installed.daplan_run(command, "board-plan.yaml", "-o", out)
+        assert result.returncode == 0, result.stderr
+        data = (installed.work / out).read_bytes()
+        assert data.startswith(b"%PDF-") if out.endswith(".pdf") else b"<!DOCTYPE html>" in data[:20]

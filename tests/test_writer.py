@@ -145,7 +145,9 @@ def test_print_settings(tmp_path: Path) -> None:
         ws = wb[name]
         assert ws.page_setup.orientation == "landscape"
         assert ws.sheet_properties.pageSetUpPr.fitToPage is True
-        assert ws.page_setup.fitToWidth in (1, None) and ws.page_setup.fitToHeight == 0
+        # The cover fits one page (1 x 1, openpyxl's default values); the tables one page wide.
+        tall = (None,) if name == "About" else (0,)
+        assert ws.page_setup.fitToWidth in (1, None) and ws.page_setup.fitToHeight in tall
         assert plan.classification in ws.oddHeader.center.text
         assert plan.classification in ws.oddFooter.center.text
         assert "&P" in ws.oddFooter.right.text
@@ -365,3 +367,28 @@ def test_a_large_scope_fits_on_the_cover(tmp_path: Path) -> None:
     (line,) = [v for v in about if v.startswith("Leadership and Governance: 3002 action(s)")]
     assert line.startswith("Leadership and Governance: 3002 action(s): LG-1, LG-2, LG-L1,")
     assert line.endswith("… and 2967 more (to LG-L3000)")
+
+
+def test_a_leads_workbook_prints_only_the_sheets_with_its_actions(tmp_path: Path) -> None:
+    """A lead's workbook holds (and so prints) the cover, the area sheets with its actions and the glossary;
+    the cover fits one page and names the lead, with the recipients' instructions."""
+    plan = make_plan()
+    out = tmp_path / "lead.xlsx"
+    write_workbook(plan, out, scope=["IC-1"], recipient="Area Commanders", clock=fixed_clock)
+    wb = openpyxl.load_workbook(out)
+    printable = [ws.title for ws in wb.worksheets if ws.sheet_state == "visible"]
+    assert printable == ["About", "Initial Contact", "Glossary"]
+    about = wb["About"]
+    assert about.page_setup.fitToHeight in (None, 1) and about.sheet_properties.pageSetUpPr.fitToPage
+    values = [c.value for row in about.iter_rows() for c in row if c.value]
+    assert "Issued to" in values and "Area Commanders" in values
+    assert any("email it back to the plan owner" in str(v) for v in values)
+
+
+def test_the_owners_workbook_names_the_plan_owner(tmp_path: Path) -> None:
+    path, _ = build(make_plan(), tmp_path)
+    wb = openpyxl.load_workbook(path)
+    values = [c.value for row in wb["About"].iter_rows() for c in row if c.value]
+    assert "Prepared for" in values and "Plan owner" in values and "owner" not in values
+    assert not any("email it back" in str(v) for v in values)
+    assert "Plan owner" in wb["Leadership and Governance"].oddFooter.left.text
