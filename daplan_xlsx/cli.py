@@ -579,6 +579,77 @@ def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
     )
 
 
+@cli.command()
+@plan_argument
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Workbook to write.")
+@key_file_option
+def edit(plan: Path, output: Path, key_file: Path | None) -> None:
+    """Write the owner's workbook: the whole plan, editable in Excel, to apply with `daplan apply`.
+
+    Area sheets hold every action (Ref, Action, leads, national / local, due, status, texts, and a Remove
+    column to withdraw one; empty rows below take new actions); the Leads, Statuses, Glossary, Areas and
+    Plan sheets hold the rest. The workbook is signed and recorded as issued to the plan owner.
+    """
+    from .ownerbook import write_owner_workbook
+    from .record import check_output
+    from .trust import choose_key, issue_line
+
+    check_output(output, plan_path=plan, what="workbook")
+    with _record(plan) as rec:  # the workbook is recorded as issued, so applying it is checked
+        p = rec.load()
+        key = choose_key(p.id, key_file)
+        info = write_owner_workbook(p, output, key=key)
+        rec.append(
+            [
+                issue_line(
+                    info,
+                    file=str(output),
+                    kind="owner",
+                    signed=key is not None,
+                    plan_revision=p.revision,
+                    time=info.issued_at.isoformat(),
+                )
+            ]
+        )
+    click.echo(
+        f"Wrote {output}: the whole plan ({len(info.scope)} actions, {len(p.leads)} lead roles) to edit in Excel. "
+        f"Then: daplan apply {plan} {output}"
+    )
+
+
+@cli.command()
+@plan_argument
+@click.argument("workbook", metavar="OWNER.xlsx", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what it would change, in the plan's terms; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@key_file_option
+def apply(plan: Path, workbook: Path, dry_run: bool, as_json: bool, key_file: Path | None) -> None:
+    """Apply the owner's workbook (made by `daplan edit`) to the plan, three-way.
+
+    A value you changed is applied when the plan still holds what the workbook was made with. Where a lead's
+    return (or a hand edit) changed the same value since, it is not overwritten: on an action it becomes an
+    open item to settle (`daplan conflicts`, `resolve`). Refused values (an unknown lead, a formula, a bad
+    date) stay on record as open items too. Exit 1 when anything needs a person; exit 2, nothing written,
+    when the workbook cannot be used or the result would break a rule of the plan.
+    """
+    from .apply import apply_owner_workbook, render
+    from .trust import choose_key
+    from .writer import utc_now
+
+    with _record(plan) as rec:
+        p = rec.load()
+        key = choose_key(p.id, key_file, create=False)
+        result = apply_owner_workbook(p, workbook, key=key, journal=rec.entries(), now=utc_now())
+        if not dry_run and result.lines:
+            rec.commit(result.plan, result.lines)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=not unicode_stdout()))
+    else:
+        click.echo(printable(render(result, dry_run), lines=True))
+    if result.needs_person:
+        sys.exit(EXIT_ATTENTION)
+
+
 def _settled(outcome: Any, rec: Any) -> None:
     rec.commit(outcome.plan, outcome.lines)
     for line in outcome.messages:

@@ -328,7 +328,9 @@ class OwnerWriter:
             )
 
     # -- helpers -----------------------------------------------------------------------------------------
-    def _editable(self, ws: Any, row: int, col: int, text: str, *, wrap: bool = False, fmt: Any = None) -> None:
+    def _editable(
+        self, ws: Any, row: int, col: int, text: str, *, wrap: bool = False, fmt: Any = None
+    ) -> None:
         fmt = fmt or self.w.fmt("edit_wrap" if wrap else "edit")
         if text:
             self.w.text(ws, row, col, text, fmt)
@@ -431,7 +433,12 @@ def write_owner_workbook(
                 statuses_last = owner.register_sheet(
                     STATUSES_TABLE,
                     [
-                        {"name": s.name, "colour": s.colour, "meaning": s.meaning, "closed": closed_text(s.closed)}
+                        {
+                            "name": s.name,
+                            "colour": s.colour,
+                            "meaning": s.meaning,
+                            "closed": closed_text(s.closed),
+                        }
                         for s in plan.statuses
                     ],
                 )
@@ -444,7 +451,9 @@ def write_owner_workbook(
                 owner.defined_names(leads_last, statuses_last)
                 writer.meta_sheet(meta, key)
             except UserWarning as exc:
-                raise WorkbookWriteError(f"xlsxwriter refused part of the workbook: {exc}", file=target) from exc
+                raise WorkbookWriteError(
+                    f"xlsxwriter refused part of the workbook: {exc}", file=target
+                ) from exc
             writer.close()
         os.chmod(tmp, new_file_mode(target))
         os.replace(tmp, target)
@@ -453,4 +462,3 @@ def write_owner_workbook(
         tmp.unlink(missing_ok=True)
         raise
     return IssueInfo(target, issue, OWNER_RECIPIENT, scope, issued_at, meta)
-

@@ -342,7 +342,9 @@ def undo(
         back = [(e["position"], e["action"]) for _, area_id, e in restored if area_id == area.id]
         for position, action_data in sorted(back, key=lambda t: t[0]):
             actions.insert(min(position, len(actions)), Action.model_validate(action_data))
-        changed = len(actions) != len(area.actions) or any(a.id in data for a in area.actions)
+        changed = [a.id for a in actions] != [a.id for a in area.actions] or any(
+            a.id in data for a in area.actions
+        )
         update: dict[str, Any] = {"actions": actions} if changed else {}
         own = parts.get(f"areas.{area.id}")
         if own is not None:
