@@ -774,7 +774,8 @@ def status(plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool) -
 def demo(folder: Path, force: bool) -> None:
     """Run the whole loop on the bundled West Yorkshire example, in FOLDER (default: daplan-demo).
 
-    It copies the example plan, distributes workbooks to the leads, makes sample returns as leads would
+    It copies the example plan, has the owner change it in the owner's workbook (edit, a labelled sample
+    edit, apply), distributes workbooks to the leads, makes sample returns as leads would
     (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
     them all, shows who has returned, builds the master workbook and exports the plan as HTML, printing
     each command as you would type it and where its files are.
@@ -782,7 +783,7 @@ def demo(folder: Path, force: bool) -> None:
     import glob
     import shlex
 
-    from .demo import SAMPLE_EDITS, prepare_folder, write_sample_returns
+    from .demo import OWNER_EDITS, SAMPLE_EDITS, prepare_folder, write_owner_sample, write_sample_returns
     from .distribute import read_manifest
     from .planfile import load_plan
 
@@ -808,9 +809,25 @@ def demo(folder: Path, force: bool) -> None:
         f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
-    step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
+    owner = folder / "owner.xlsx"
+    step(
+        "3. The owner's workbook: the whole plan in Excel",
+        "edit",
+        str(plan),
+        "-o",
+        str(owner),
+        note="The plan owner sets up and changes the plan here: leads, actions, statuses, glossary.",
+    )
+    owner_edited = write_owner_sample(owner, folder / "owner-edited.xlsx")
+    click.secho("\n== 4. The owner edits it (sample edits) ==", bold=True)
+    for what, change in OWNER_EDITS:
+        click.echo(f"  {what:<10} {change}")
+    click.echo(f"Saved as {owner_edited}.")
+    step("5. See what it would change", "apply", str(plan), str(owner_edited), "--dry-run")
+    step("6. Apply it", "apply", str(plan), str(owner_edited))
+    step("7. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
 
-    click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
+    click.secho("\n== 8. The leads edit their workbooks (sample edits) ==", bold=True)
     returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
     for e in SAMPLE_EDITS:
         value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
@@ -819,11 +836,11 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"Sample returns written to {inbox}/ ({len(returns)} files).")
 
     first = returns[0]
-    step("5. Preview one return", "diff", str(plan), str(first))
+    step("9. Preview one return", "diff", str(plan), str(first))
     all_returns = sorted(glob.glob(str(inbox / "*.xlsx")))
     conflicts = folder / "conflicts.xlsx"
     step(
-        "6. Merge every return at once",
+        "10. Merge every return at once",
         "merge",
         str(plan),
         *all_returns,
@@ -831,10 +848,10 @@ def demo(folder: Path, force: bool) -> None:
         str(conflicts),
         note="Exit 1 here is expected: a conflict and a refused value are left for you.",
     )
-    step("7. Who has returned", "status", str(plan), str(outbox), str(inbox))
+    step("11. Who has returned", "status", str(plan), str(outbox), str(inbox))
     master = folder / "master.xlsx"
     step(
-        "8. The master workbook",
+        "12. The master workbook",
         "build",
         str(plan),
         "-o",
@@ -845,11 +862,12 @@ def demo(folder: Path, force: bool) -> None:
         str(inbox),
     )
     html = folder / "plan.html"
-    step("9. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+    step("13. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
 
     click.secho("\n== Where things are ==", bold=True)
     for path, what in (
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
+        (owner_edited, f"the owner's workbook with the sample edits: make yours with daplan edit {plan} -o FILE"),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
         (inbox, "the sample returns"),
         (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),
