@@ -628,7 +628,7 @@ class _Apply:
         if key in ("name", "term") and not text:
             self.finding("empty", f"a {table.sheet} row needs its {key}; the row was not applied", row, key)
             return None
-        if key == "name" and len(text) > 255:
+        if key in ("name", "term") and len(text) > 255:
             self.finding(
                 "too-long", f"a name is at most 255 characters; {len(text)} given; not applied", row, key
             )

@@ -313,7 +313,8 @@ def test_each_kind_of_edit_through_libreoffice(example: Path) -> None:
     book = OwnerBook(edit(example))
     sample_edits(book)
     edited = example.parent / "edited.xlsx"
-    C.libreoffice(book.path, edited, book.as_lo_edits())
+    report = C.libreoffice(book.path, edited, book.as_lo_edits())
+    assert report["version"] and len(report["edits"]) == len(book.edits)  # saved by LibreOffice itself
     result = run("apply", example, edited)
     assert result.exit_code == 0, result.output
     check_sample_applied(example, before)
@@ -336,7 +337,8 @@ def test_a_new_force_from_new_to_distribute_without_a_text_editor(tmp_path: Path
         book.action(action.id, "Lead", roles[n % len(roles)], typed=True)
     book.new_action("Learning", {"Action": "North Wales's own action", "Lead": "Head of Protect"})
     edited = tmp_path / "owner-edited.xlsx"
-    C.libreoffice(owner, edited, book.as_lo_edits())
+    report = C.libreoffice(owner, edited, book.as_lo_edits())
+    assert report["version"] and len(report["edits"]) == len(book.edits)
 
     applied = run("apply", plan, edited)
     assert applied.exit_code == 0, applied.output
