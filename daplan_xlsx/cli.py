@@ -579,6 +579,77 @@ def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
     )
 
 
+@cli.command()
+@plan_argument
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Workbook to write.")
+@key_file_option
+def edit(plan: Path, output: Path, key_file: Path | None) -> None:
+    """Write the owner's workbook: the whole plan, editable in Excel, to apply with `daplan apply`.
+
+    Area sheets hold every action (Ref, Action, leads, national / local, due, status, texts, and a Remove
+    column to withdraw one; empty rows below take new actions); the Leads, Statuses, Glossary, Areas and
+    Plan sheets hold the rest. The workbook is signed and recorded as issued to the plan owner.
+    """
+    from .ownerbook import write_owner_workbook
+    from .record import check_output
+    from .trust import choose_key, issue_line
+
+    check_output(output, plan_path=plan, what="workbook")
+    with _record(plan) as rec:  # the workbook is recorded as issued, so applying it is checked
+        p = rec.load()
+        key = choose_key(p.id, key_file)
+        info = write_owner_workbook(p, output, key=key)
+        rec.append(
+            [
+                issue_line(
+                    info,
+                    file=str(output),
+                    kind="owner",
+                    signed=key is not None,
+                    plan_revision=p.revision,
+                    time=info.issued_at.isoformat(),
+                )
+            ]
+        )
+    click.echo(
+        f"Wrote {output}: the whole plan ({len(info.scope)} actions, {len(p.leads)} lead roles) to edit in Excel. "
+        f"Then: daplan apply {plan} {output}"
+    )
+
+
+@cli.command()
+@plan_argument
+@click.argument("workbook", metavar="OWNER.xlsx", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what it would change, in the plan's terms; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@key_file_option
+def apply(plan: Path, workbook: Path, dry_run: bool, as_json: bool, key_file: Path | None) -> None:
+    """Apply the owner's workbook (made by `daplan edit`) to the plan, three-way.
+
+    A value you changed is applied when the plan still holds what the workbook was made with. Where a lead's
+    return (or a hand edit) changed the same value since, it is not overwritten: on an action it becomes an
+    open item to settle (`daplan conflicts`, `resolve`). Refused values (an unknown lead, a formula, a bad
+    date) stay on record as open items too. Exit 1 when anything needs a person; exit 2, nothing written,
+    when the workbook cannot be used or the result would break a rule of the plan.
+    """
+    from .apply import apply_owner_workbook, render
+    from .trust import choose_key
+    from .writer import utc_now
+
+    with _record(plan) as rec:
+        p = rec.load()
+        key = choose_key(p.id, key_file, create=False)
+        result = apply_owner_workbook(p, workbook, key=key, journal=rec.entries(), now=utc_now())
+        if not dry_run and result.lines:
+            rec.commit(result.plan, result.lines)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=not unicode_stdout()))
+    else:
+        click.echo(printable(render(result, dry_run), lines=True))
+    if result.needs_person:
+        sys.exit(EXIT_ATTENTION)
+
+
 def _settled(outcome: Any, rec: Any) -> None:
     rec.commit(outcome.plan, outcome.lines)
     for line in outcome.messages:
@@ -703,7 +774,8 @@ def status(plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool) -
 def demo(folder: Path, force: bool) -> None:
     """Run the whole loop on the bundled West Yorkshire example, in FOLDER (default: daplan-demo).
 
-    It copies the example plan, distributes workbooks to the leads, makes sample returns as leads would
+    It copies the example plan, has the owner change it in the owner's workbook (edit, a labelled sample
+    edit, apply), distributes workbooks to the leads, makes sample returns as leads would
     (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
     them all, shows who has returned, builds the master workbook, exports the plan as HTML and ends with
     the board report, printing each command as you would type it and where its files are.
@@ -711,7 +783,7 @@ def demo(folder: Path, force: bool) -> None:
     import glob
     import shlex
 
-    from .demo import SAMPLE_EDITS, prepare_folder, write_sample_returns
+    from .demo import OWNER_EDITS, SAMPLE_EDITS, prepare_folder, write_owner_sample, write_sample_returns
     from .distribute import read_manifest
     from .planfile import load_plan
 
@@ -737,8 +809,24 @@ def demo(folder: Path, force: bool) -> None:
         f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
+    owner = folder / "owner.xlsx"
     step(
-        "3. One workbook per lead",
+        "3. The owner's workbook: the whole plan in Excel",
+        "edit",
+        str(plan),
+        "-o",
+        str(owner),
+        note="The plan owner sets up and changes the plan here: leads, actions, statuses, glossary.",
+    )
+    owner_edited = write_owner_sample(owner, folder / "owner-edited.xlsx")
+    click.secho("\n== 4. The owner edits it (sample edits) ==", bold=True)
+    for what, change in OWNER_EDITS:
+        click.echo(f"  {what:<10} {change}")
+    click.echo(f"Saved as {owner_edited}.")
+    step("5. See what it would change", "apply", str(plan), str(owner_edited), "--dry-run")
+    step("6. Apply it", "apply", str(plan), str(owner_edited))
+    step(
+        "7. One workbook per lead",
         "distribute",
         str(plan),
         "-o",
@@ -747,7 +835,7 @@ def demo(folder: Path, force: bool) -> None:
         "(not beside the plan), and recorded in the plan's journal: every return is checked against it.",
     )
 
-    click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
+    click.secho("\n== 8. The leads edit their workbooks (sample edits) ==", bold=True)
     returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
     for e in SAMPLE_EDITS:
         value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
@@ -756,11 +844,11 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"Sample returns written to {inbox}/ ({len(returns)} files).")
 
     first = returns[0]
-    step("5. Preview one return", "diff", str(plan), str(first))
+    step("9. Preview one return", "diff", str(plan), str(first))
     all_returns = sorted(glob.glob(str(inbox / "*.xlsx")))
     conflicts = folder / "conflicts.xlsx"
     step(
-        "6. Merge every return at once",
+        "10. Merge every return at once",
         "merge",
         str(plan),
         *all_returns,
@@ -768,10 +856,10 @@ def demo(folder: Path, force: bool) -> None:
         str(conflicts),
         note="Exit 1 here is expected: a conflict and a refused value are left for you.",
     )
-    step("7. Who has returned", "status", str(plan), str(outbox), str(inbox))
+    step("11. Who has returned", "status", str(plan), str(outbox), str(inbox))
     master = folder / "master.xlsx"
     step(
-        "8. The master workbook",
+        "12. The master workbook",
         "build",
         str(plan),
         "-o",
@@ -782,10 +870,10 @@ def demo(folder: Path, force: bool) -> None:
         str(inbox),
     )
     html = folder / "plan.html"
-    step("9. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+    step("13. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
     board = folder / "board.pdf"
     step(
-        "10. The board report",
+        "14. The board report",
         *(
             "report",
             str(plan),
@@ -803,6 +891,7 @@ def demo(folder: Path, force: bool) -> None:
     click.secho("\n== Where things are ==", bold=True)
     for path, what in (
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
+        (owner_edited, f"the owner's workbook with the sample edits: make yours with daplan edit {plan} -o FILE"),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
         (inbox, "the sample returns"),
         (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),

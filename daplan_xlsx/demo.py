@@ -61,6 +61,43 @@ SAMPLE_EDITS: tuple[SampleEdit, ...] = (
 )
 
 
+# The plan owner's sample edits in the owner's workbook (`daplan edit`): a lead role added, and given to LG-1
+# (the published plan prints no lead for it), and a glossary term. Each text is labelled as a sample.
+OWNER_ROLE = "Head of Safeguarding (sample role)"
+OWNER_EDITS: tuple[tuple[str, str], ...] = (
+    ("Leads", f"a new lead role, {OWNER_ROLE!r}"),
+    ("LG-1", f"its lead, {OWNER_ROLE!r} (the published plan prints none)"),
+    ("Glossary", "a new term, 'IDVA'"),
+)
+
+
+def write_owner_sample(owner: Path, target: Path) -> Path:
+    """The owner's workbook with the sample edits of OWNER_EDITS made, as the owner would type them."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(owner)
+    _new_register_row(wb["Leads"], {"Role": OWNER_ROLE, "Notes": LABEL})
+    _find_cell(wb, "LG-1", "lead").value = OWNER_ROLE
+    _new_register_row(
+        wb["Glossary"], {"Term": "IDVA", "Definition": f"{LABEL} Independent Domestic Violence Adviser"}
+    )
+    wb.properties.lastModifiedBy = "Plan owner (sample)"
+    wb.save(target)
+    return target
+
+
+def _new_register_row(ws: Any, values: dict[str, str]) -> None:
+    """Fill the first empty row of a register sheet (Leads, Glossary): a new entry, with no hidden key."""
+    columns = {c.value: c.column for c in ws[1] if isinstance(c.value, str)}
+    row = 2
+    while any(ws.cell(row, c).value not in (None, "") for c in columns.values()):
+        row += 1
+    for header, value in values.items():
+        cell = ws.cell(row, columns[header])
+        cell.value = value
+        cell.data_type = "s"
+
+
 def prepare_folder(folder: Path, force: bool) -> Path:
     """Make the demo folder and copy the example plan into it; return the plan's path."""
     if folder.exists() and not folder.is_dir():
@@ -72,7 +109,7 @@ def prepare_folder(folder: Path, force: bool) -> Path:
     if force and folder.is_dir():
         for sub in ("outbox", "inbox"):
             shutil.rmtree(folder / sub, ignore_errors=True)
-        for name in ("plan.yaml", "plan.journal.jsonl"):
+        for name in ("plan.yaml", "plan.journal.jsonl", "owner.xlsx", "owner-edited.xlsx"):
             (folder / name).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     source = examples_dir() / EXAMPLE

@@ -13,6 +13,9 @@
     {"event": "undo", "undone", "by"}
     {"event": "publish", "file", "format"}
     {"event": "issue", "issue_id", "recipient", "scope", "kind", "signed", "checksum", "file"}
+    {"event": "plan", "return", "sha256", "issue_id", "recipient", "field", "old", "new"}
+    {"event": "withdraw", "return", "sha256", "issue_id", "recipient", "action_id", "area", "position",
+     "action"}
 
 - `return`: a return was merged. `proposals_pending` counts its proposed new rows left unadded because the
   merge ran without `--accept-new`; merged again with `--accept-new`, they are added and a new `return` line
@@ -32,6 +35,12 @@
 - `publish`: `daplan export` published the plan at this revision; the master marks what changed since.
 - `issue`: a workbook was issued (`distribute`, the conflicts workbook): its issue id, recipient, scope,
   kind, whether it was signed and the checksum of its metadata. Returns are checked against it (trust.py).
+- `plan`: the owner's workbook (`daplan apply`) changed a part of the plan outside its actions: `field` is
+  `title`, `force`, `classification`, `background`, `overarching_capabilities`, `statuses`, `leads`,
+  `glossary` or `areas.ID` (an area's name, key criteria and supporting areas); `old` and `new` are that
+  part as canonical JSON, so `undo` can put it back.
+- `withdraw`: the owner withdrew an action: it left the plan; the line keeps the whole `action` (canonical
+  JSON of the model), its `area` and `position`, so `undo` can bring it back. Its id is never given again.
 
 Every commit appends its lines (flushed and fsynced) *before* it replaces the plan, under the plan's lock. If
 it is killed in between, the journal holds lines whose revision is above the plan's: they describe a commit
@@ -50,7 +59,7 @@ from typing import Any
 from .errors import PlanFileError
 
 # The events a commit produces; an `undo` makes them no longer count. `publish` only saw a revision.
-COMMIT_EVENTS = ("return", "change", "add", "open", "settle")
+COMMIT_EVENTS = ("return", "change", "add", "open", "settle", "plan", "withdraw")
 
 _STR, _INT, _LIST, _DICT, _BOOL = str, int, list, dict, bool
 # What each event must carry, and of what type (beyond `event`, `time` and `revision`).
@@ -71,6 +80,8 @@ _REQUIRED: dict[str, dict[str, type]] = {
     },
     "settle": {"item": _STR, "how": _STR, "value": _STR, "reason": _STR, "by": _STR},
     "undo": {"undone": _INT, "by": _STR},
+    "plan": {"field": _STR, "old": _STR, "new": _STR},
+    "withdraw": {"action_id": _STR, "area": _STR, "position": _INT, "action": _DICT},
     "issue": {
         "issue_id": _STR,
         "recipient": _STR,
@@ -88,6 +99,8 @@ _OPTIONAL: dict[str, dict[str, type]] = {
     "settle": {"candidate": _STR},
     "open": {"finding": _STR},
     "undo": {"removed": _LIST},
+    "plan": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR},
+    "withdraw": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR, "reason": _STR},
 }
 _CANDIDATE: dict[str, type] = {"source": _STR, "value": _STR, "recipient": _STR}
 
@@ -179,8 +192,14 @@ def undone_revisions(entries: Iterable[dict[str, Any]]) -> set[int]:
 
 
 def retired_ids(entries: Iterable[dict[str, Any]]) -> set[str]:
-    """Ids of actions that were added and then undone: never given to another action."""
-    return {str(x) for e in entries if e["event"] == "undo" for x in e.get("removed") or []}
+    """Ids of actions that were added and then undone, or withdrawn: never given to another action."""
+    out: set[str] = set()
+    for e in entries:
+        if e["event"] == "undo":
+            out.update(str(x) for x in e.get("removed") or [])
+        elif e["event"] == "withdraw":
+            out.add(str(e["action_id"]))
+    return out
 
 
 def live(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -590,6 +590,8 @@ def _set_in(data: dict[str, Any], key: str, value: str) -> None:
     elif key == "lead":
         rest = [name for name in data["leads"] if name != value]
         data["leads"] = ([value] if value else []) + rest
+    elif key == "supporting":  # the leads after the primary, one a line (the owner's workbook)
+        data["leads"] = data["leads"][:1] + [name for name in value.split("\n") if name]
     else:
         data[key] = value
 

@@ -47,8 +47,9 @@ FIRST_CHUNK_ROW = 6
 FINGERPRINT_FIELDS: tuple[str, ...] = ("id", "ref", "action", *EDITABLE_FIELDS)
 
 Verdict = Literal["intact", "unsigned", "tampered", "missing"]
-# The kinds of workbook daplan issues (see IssueMeta.kind).
-KINDS = ("lead", "conflicts", "master")
+# The kinds of workbook daplan issues (see IssueMeta.kind). "owner" is the plan owner's workbook of the whole
+# plan (`daplan edit`), applied with `daplan apply` and never merged as a lead's return.
+KINDS = ("lead", "conflicts", "master", "owner")
 
 # Size caps for inflating the metadata. The header holds, per action issued, its id three times (at most 64
 # characters each), two short hashes and its Ref; the base values hold, per action, six fields of at most
@@ -58,6 +59,9 @@ HEADER_PER_ACTION = 512
 BASE_FIXED = 64 * 1024
 BASE_PER_ACTION = len(EDITABLE_FIELDS) * (EXCEL_CELL_LIMIT * 4 + 8)
 MAX_INFLATED = 256 * 1024 * 1024
+# The owner's workbook also carries the whole plan as issued (its base) after the base values: at most what a
+# plan file may be (32 MiB), which the actions' share above does not cover (statuses, leads, glossary, texts).
+OWNER_DOCUMENT_BYTES = 32 * 1024 * 1024
 # Actions a workbook may hold when nothing is known of its plan: an area sheet is read up to 100,000 rows.
 DEFAULT_MAX_SCOPE = 100_000
 # How long a one-line text of the header may be (a recipient is a lead's name, at most 255 characters).
@@ -163,8 +167,28 @@ class IssueMeta:
         """
         if self._base_blob:
             blob, self._base_blob = self._base_blob, b""
-            cap = MetaLimits.base_bytes(len(self.scope))
+            cap = self.base_cap()
             self._base_lines = inflate(blob, cap, "base values", self._base_cell).split(b"\n")
+
+    def base_cap(self) -> int:
+        """How far the base values may inflate: what the scope can need (and, for the owner's workbook, the
+        whole plan it carries)."""
+        cap = MetaLimits.base_bytes(len(self.scope))
+        if self.kind == "owner":
+            cap = min(cap + OWNER_DOCUMENT_BYTES, MAX_INFLATED)
+        return cap
+
+    def attach_document(self, data: bytes) -> None:
+        """Carry `data` (one line, no newline) after the base values: signed and checksummed with them."""
+        if b"\n" in data:
+            raise ValueError("a document carried in the metadata is one line")
+        self._base_lines.append(data)
+
+    def document(self) -> bytes | None:
+        """The line carried after the base values (see `attach_document`), or None when there is none."""
+        self.load_base()
+        n = len(self.scope)
+        return self._base_lines[n] if len(self._base_lines) > n else None
 
     def base_of(self, action_id: str) -> dict[str, str]:
         """The base values of one issued action (decoded on first use)."""
@@ -230,6 +254,8 @@ def field_value(action: Action, key: str) -> str:
         return action.leads[0] if action.leads else ""
     if key == "due":
         return action.due.isoformat() if action.due else ""
+    if key == "supporting":  # the leads after the primary, one a line (the owner's workbook edits them)
+        return "\n".join(action.leads[1:])
     value = getattr(action, key)
     return "" if value is None else str(value)
 
@@ -482,11 +508,11 @@ def decode(rows: Sequence[Sequence[Any]], key: bytes | None, limits: MetaLimits 
     if problem:
         return tampered(f"the metadata is not in the expected form: {problem} ({META_SHEET}!{header_cell})")
     meta = IssueMeta(**data)
-    if meta.scope and not base:
+    if (meta.scope or meta.kind == "owner") and not base:
         return tampered("the metadata is not in the expected form (no base values)")
-    if not _may_fit(base, MetaLimits.base_bytes(len(meta.scope))):
-        raise _oversized("base values", MetaLimits.base_bytes(len(meta.scope)), _where(first + n_header))
-    meta._base_blob = base if meta.scope else b""
+    if not _may_fit(base, meta.base_cap()):
+        raise _oversized("base values", meta.base_cap(), _where(first + n_header))
+    meta._base_blob = base if (meta.scope or meta.kind == "owner") else b""
     meta._base_cell = _where(first + n_header)
     if meta.format > FORMAT_VERSION:
         return tampered(

@@ -27,6 +27,11 @@ RESERVED_SHEET_NAMES = {
     "conflicts",
     "lists",
     "daplan_meta",
+    # the owner's workbook (`daplan edit`)
+    "plan",
+    "leads",
+    "statuses",
+    "areas",
 }
 
 # XML 1.0 allows tab, LF, CR and everything from U+0020 except surrogates and U+FFFE/U+FFFF.

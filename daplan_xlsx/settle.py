@@ -14,6 +14,7 @@ Each builds the new plan and the journal lines; the caller commits them (record.
 from __future__ import annotations
 
 import datetime as dt
+import json as _json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from .model import Action, Plan
 from .reader import normalise_field
 
 # Fields an open item may be about: the editable ones, and the fixed ones a return tried to change.
-SETTLEABLE = (*L.EDITABLE_FIELDS, "ref", "action")
+SETTLEABLE = (*L.EDITABLE_FIELDS, "ref", "action", "kind", "supporting")
 
 
 class SettleError(DaplanError):
@@ -57,8 +58,12 @@ def _field_key(name: str) -> str:
 
 
 def _normalised(plan: Plan, key: str, value: str) -> str:
-    if key in ("ref", "action"):
+    if key in ("ref", "action", "supporting"):
         return value
+    if key == "kind":
+        if value.strip().casefold() not in ("national", "local"):
+            raise SettleError(f"{value!r} is not a kind of action", hint="give national or local")
+        return value.strip().casefold()
     try:
         return normalise_field(key, value, plan) if value else ""
     except ValueError as exc:
@@ -291,6 +296,8 @@ def undo(
     index = {a.id: a for _, a in plan.iter_actions()}
     data: dict[str, dict[str, Any]] = {}
     removed: list[str] = []
+    restored: list[tuple[str, str, dict[str, Any]]] = []  # withdrawn actions brought back
+    parts: dict[str, str] = {}  # a part of the plan outside its actions (see `plan` lines) -> its JSON
     messages = []
     for rev in targets:
         mine = [e for e in entries if e["revision"] == rev and e["event"] in J.COMMIT_EVENTS]
@@ -309,6 +316,21 @@ def undo(
             _restore(d, key, e["old"], e.get("stamp"))
         for e in [e for e in mine if e["event"] == "add"]:
             removed.append(e["action_id"])
+        for e in [e for e in mine if e["event"] == "withdraw"]:
+            if e["action_id"] in index or any(e["action_id"] == a for a, _, _ in restored):
+                raise SettleError(
+                    f"{e['action_id']} is in the plan again, so its withdrawal at revision {rev} cannot be undone"
+                )
+            restored.append((e["action_id"], e["area"], e))
+        for e in reversed([e for e in mine if e["event"] == "plan"]):
+            now_text = parts.get(e["field"], _part_json(plan, e["field"]))
+            if now_text != e["new"]:
+                raise SettleError(
+                    f"the plan's {e['field']} was changed after revision {rev}, so undo would lose that change",
+                    hint="change it back by hand (or with `daplan edit` and `daplan apply`), or undo the later "
+                    "change first",
+                )
+            parts[e["field"]] = e["old"]
         messages.append(f"Undid revision {rev}: " + _summary(mine))
     areas = []
     for area in plan.areas:
@@ -317,11 +339,25 @@ def undo(
             for a in area.actions
             if a.id not in removed
         ]
-        changed = len(actions) != len(area.actions) or any(a.id in data for a in area.actions)
-        areas.append(area.model_copy(update={"actions": actions}) if changed else area)
+        back = [(e["position"], e["action"]) for _, area_id, e in restored if area_id == area.id]
+        for position, action_data in sorted(back, key=lambda t: t[0]):
+            actions.insert(min(position, len(actions)), Action.model_validate(action_data))
+        changed = [a.id for a in actions] != [a.id for a in area.actions] or any(
+            a.id in data for a in area.actions
+        )
+        update: dict[str, Any] = {"actions": actions} if changed else {}
+        own = parts.get(f"areas.{area.id}")
+        if own is not None:
+            update.update(_json.loads(own))
+        areas.append(area.model_copy(update=update) if update else area)
     fields = {name: getattr(plan, name) for name in Plan.model_fields}
+    for name, text in parts.items():
+        if not name.startswith("areas."):
+            fields[name] = _json.loads(text)
     revision = plan.revision + 1
-    new_plan = Plan.model_validate({**fields, "areas": areas, "revision": revision})
+    new_plan = Plan.model_validate(
+        {**fields, "areas": [a.model_dump() for a in areas] if parts else areas, "revision": revision}
+    )
     stamp = now.isoformat()
     lines = [
         {"event": "undo", "time": stamp, "revision": revision, "undone": rev, "by": who, "removed": removed}
@@ -330,11 +366,35 @@ def undo(
     return Outcome(new_plan, lines, messages)
 
 
+# The parts of the plan outside its actions that a `plan` journal line may name (besides `areas.ID`).
+PLAN_PARTS = ("title", "force", "classification", "background", "overarching_capabilities", "statuses", "leads", "glossary")
+AREA_PARTS = ("name", "key_criteria", "supporting_areas")
+
+
+def part_json(value: Any) -> str:
+    """A part of the plan as the journal's `plan` lines hold it: canonical JSON."""
+    return _json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _part_json(plan: Plan, name: str) -> str:
+    """The JSON of one part of the plan as it is now (see PLAN_PARTS, `areas.ID`)."""
+    if name.startswith("areas."):
+        area = next((a for a in plan.areas if a.id == name[len("areas.") :]), None)
+        if area is None:
+            raise SettleError(f"the plan has no area {name[len('areas.'):]!r} any more, so it cannot be undone")
+        return part_json(area.model_dump(mode="json", include=set(AREA_PARTS)))
+    if name not in PLAN_PARTS:
+        raise SettleError(f"the journal names an unknown part of the plan, {name!r}")
+    return part_json(plan.model_dump(mode="json", include={name})[name])
+
+
 def _value_of(data: dict[str, Any], key: str) -> str:
     if key == "lead":
         return str(data["leads"][0]) if data["leads"] else ""
     if key == "due":
         return data["due"].isoformat() if data["due"] else ""
+    if key == "supporting":
+        return "\n".join(str(x) for x in data["leads"][1:])
     value = data.get(key)
     return "" if value is None else str(value)
 
@@ -353,16 +413,16 @@ def _restore(data: dict[str, Any], key: str, old: str, stamp: dict[str, Any] | N
 
 
 def _summary(lines: list[dict[str, Any]]) -> str:
-    counts = {
-        k: sum(1 for e in lines if e["event"] == k) for k in ("return", "change", "add", "open", "settle")
-    }
     words = {
         "return": "return(s) no longer merged",
         "change": "change(s) reverted",
         "add": "added action(s) removed",
+        "withdraw": "withdrawn action(s) brought back",
+        "plan": "change(s) to the plan's register, vocabulary or texts reverted",
         "open": "open item(s) closed",
         "settle": "settled item(s) reopened",
     }
+    counts = {k: sum(1 for e in lines if e["event"] == k) for k in words}
     return ", ".join(f"{n} {words[k]}" for k, n in counts.items() if n) or "nothing in it"
 
 

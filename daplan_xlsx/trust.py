@@ -105,16 +105,32 @@ def judge(
     register: Mapping[str, dict[str, Any]] | None,
     key: bytes | None,
     plan_id: str | None = None,
+    *,
+    owner: bool = False,
 ) -> MetaReading:
     """The reading as trust sees it: refused ("tampered", with the reason) unless it is what was issued.
 
     A workbook of another plan (`plan_id` differs) is left to the reader, which says so in its own words.
+    `owner`: the caller applies the owner's workbook (`daplan apply`), which is the only thing it takes; a
+    lead's return never takes the owner's workbook.
     """
     meta = reading.meta
     if meta is None or reading.verdict not in ("intact", "unsigned"):
         return reading
     if plan_id is not None and meta.plan_id != plan_id:
         return reading
+    if owner and meta.kind != "owner":
+        return _refused(
+            reading,
+            f"this is a {meta.kind} workbook, not the owner's workbook made by `daplan edit`: merge a lead's "
+            "return (or the conflicts workbook) with `daplan merge`",
+        )
+    if not owner and meta.kind == "owner":
+        return _refused(
+            reading,
+            "this is the plan owner's workbook made by `daplan edit`, not a lead's return: apply it with "
+            "`daplan apply PLAN FILE`",
+        )
     if meta.kind == "master":
         return _refused(
             reading, "this is the plan's master workbook, made for reading: it is never merged as a return"

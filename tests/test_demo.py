@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from daplan_xlsx import journal as J
 from daplan_xlsx import layout as L
 from daplan_xlsx.cli import cli
-from daplan_xlsx.demo import LABEL, SAMPLE_EDITS
+from daplan_xlsx.demo import LABEL, OWNER_ROLE, SAMPLE_EDITS
 from daplan_xlsx.planfile import load_plan
 
 
@@ -20,14 +20,29 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", str(folder)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for n in range(1, 11):
+    for n in range(1, 15):
         assert f"== {n}. " in out
-    for command in ("validate", "distribute", "diff", "merge", "status", "build", "export", "report"):
+    for command in (
+        "validate",
+        "edit",
+        "apply",
+        "distribute",
+        "diff",
+        "merge",
+        "status",
+        "build",
+        "export",
+        "report",
+    ):
         assert f"$ daplan {command} " in out
 
     plan = load_plan(folder / "plan.yaml")
-    assert plan.revision == 2
+    assert plan.revision == 3  # the owner's edits, then the merge
     actions = plan.action_index()
+    # The owner's sample edits: a lead role added and given to LG-1, a glossary term.
+    assert OWNER_ROLE in plan.lead_names() and actions["LG-1"].leads == [OWNER_ROLE]
+    assert any(g.term == "IDVA" and g.definition.startswith(LABEL) for g in plan.glossary)
+    assert "LG-1: lead (empty) → " in out
     # Applied: the sample edits without a conflict or a refused value.
     assert actions["LG-4"].status == "Complete" and actions["LG-4"].response.startswith(LABEL)
     assert actions["LN-2"].target == "March 2016"
@@ -36,7 +51,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert actions["FR-3"].status != "Finished"
     assert "Conflict (1):" in out and "Rejected (1):" in out and "'Finished' is not in the list" in out
 
-    changes = [e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "change"]
+    journal = J.read_journal(J.journal_path(folder / "plan.yaml"), 3)
+    changes = [e for e in journal if e["event"] == "change" and e["revision"] == 3]
     assert {(e["action_id"], e["field"]) for e in changes} == {
         ("LG-4", "status"),
         ("LG-4", "response"),
@@ -52,8 +68,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     html = (folder / "plan.html").read_text(encoding="utf-8")
     assert plan.title in html
     # It ends with the board report, recorded as a publication like the export.
-    assert "== 10. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
-    publications = [e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "publish"]
+    assert "== 14. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
+    publications = [
+        e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "publish"
+    ]
     assert [e["format"] for e in publications] == ["html", "pdf"]
 
 

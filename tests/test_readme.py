@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 
 from daplan_xlsx.cli import cli
-from daplan_xlsx.planfile import load_plan, save_plan
+from daplan_xlsx.planfile import load_plan
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -80,12 +80,12 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     runner = CliRunner()
     commands = _workflow()
     assert [c[0] for c in commands] == [
-        "new", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "report",
+        "new", "edit", "apply", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "report",
         "import",
     ]  # fmt: skip
     for args in commands:
-        if args[0] == "validate":  # the owner fills in the lead register and each action's leads
-            _assign_leads(Path("plan.yaml"))
+        if args[0] == "apply":  # the owner lists the lead roles and gives each action its lead, in Excel
+            _assign_leads(Path("owner.xlsx"))
         if args[0] == "diff":  # the leads return their workbooks, one with an edit
             Path("inbox").mkdir()
             for issued in Path("outbox").glob("*.xlsx"):
@@ -96,16 +96,24 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
         result = runner.invoke(cli, expanded)
         assert result.exit_code == 0, f"daplan {' '.join(args)}: {result.output}"
     assert Path("inbox/head-of-protect.xlsx").is_file()
-    for made in ("plan.yaml", "master.xlsx", "outbox/manifest.json", "plan.html", "board.pdf", "adopted.yaml"):
+    for made in (
+        "plan.yaml",
+        "master.xlsx",
+        "outbox/manifest.json",
+        "plan.html",
+        "board.pdf",
+        "adopted.yaml",
+    ):
         assert Path(made).is_file(), made
 
 
-def _assign_leads(path: Path) -> None:
-    data = load_plan(path).model_dump()
-    leads = ["Head of Protect", "Head of Managing People and Places", "Area Commanders"]
-    data["leads"] = [{"name": name} for name in leads]
-    for i, action in enumerate(a for area in data["areas"] for a in area["actions"]):
-        action["leads"] = [leads[i % len(leads)]]
-    from daplan_xlsx.model import Plan
+def _assign_leads(owner: Path) -> None:
+    from owner_edit import OwnerBook
 
-    save_plan(Plan.model_validate(data), path)
+    book = OwnerBook(owner)
+    leads = ["Head of Protect", "Head of Managing People and Places", "Area Commanders"]
+    for name in leads:
+        book.add("Leads", {"Role": name})
+    for i, (_, action) in enumerate(load_plan(Path("plan.yaml")).iter_actions()):
+        book.action(action.id, "Lead", leads[i % len(leads)])
+    book.apply_openpyxl(owner)
