@@ -70,7 +70,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     # It ends with the board report, recorded as a publication like the export.
     assert "== 14. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
     publications = [
-        e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 2) if e["event"] == "publish"
+        e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 3) if e["event"] == "publish"
     ]
     assert [e["format"] for e in publications] == ["html", "pdf"]
 
