@@ -190,6 +190,8 @@ class WorkbookWriter:
         recipient: str,
         issued_at: dt.datetime,
         marks: dict[tuple[str, str], str] | None = None,
+        round_name: str | None = None,
+        return_by: dt.date | None = None,
     ) -> None:
         import xlsxwriter
 
@@ -197,6 +199,8 @@ class WorkbookWriter:
         self.marks = marks or {}
         self.recipient = recipient
         self.issued_at = issued_at
+        self.round_name = round_name
+        self.return_by = return_by
         self.wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
         self.formats: dict[str, Any] = {}
         self._status_formats: dict[str, Any] = {}
@@ -287,6 +291,10 @@ class WorkbookWriter:
             ("Issue reference", issue_id),
             ("Actions in this workbook", f"{len(scope)} on {len(areas)} sheet(s)"),
         ]
+        if self.round_name is not None:
+            facts.insert(5, ("Reporting round", self.round_name))
+        if self.return_by is not None:
+            facts.insert(6, ("Return by", _long_date(self.return_by)))
         row = 2
         for label, value in facts:
             self.text(ws, row, 0, label, self.fmt("label"))
@@ -294,7 +302,7 @@ class WorkbookWriter:
             row += 1
         row += 1
         self.text(ws, row, 0, "How to fill it in", self.fmt("label"))
-        for line in _instructions(self.recipient):
+        for line in _instructions(self.recipient, self.return_by):
             self.text(ws, row, 1, line, self.fmt("plain"))
             ws.set_row(row, L.LINE_HEIGHT * lines_needed(line, 90))
             row += 1
@@ -570,7 +578,11 @@ def _id_list(ids: list[str]) -> str:
     return f"{head}, … and {len(ids) - ABOUT_ID_LIST_LIMIT + 5} more (to {ids[-1]})"
 
 
-def _instructions(recipient: str) -> list[str]:
+def _long_date(day: dt.date) -> str:
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def _instructions(recipient: str, return_by: dt.date | None = None) -> list[str]:
     owner = recipient == "owner"
     lines = [
         "1. Each capability area has its own sheet (tabs at the bottom). Each row is one action.",
@@ -584,8 +596,9 @@ def _instructions(recipient: str) -> list[str]:
         lines.append("5. This is the owner's workbook of the whole plan.")
     else:
         lines.append(
-            "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner. "
-            "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
+            "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner"
+            + (f" by {_long_date(return_by)}" if return_by is not None else "")
+            + ". Do not copy your rows into another workbook: the hidden sheet identifies this issue."
         )
     return lines
 
@@ -604,10 +617,13 @@ def write_workbook(
     extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
     master: MasterContent | None = None,
     kind: str = "lead",
+    round_name: str | None = None,
+    return_by: dt.date | None = None,
 ) -> IssueInfo:
     """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None).
 
     `master` (see master.write_master) adds the owner's Dashboard, Changes sheet and change marks.
+    `round_name` and `return_by` put the reporting round and its return-by date on the About sheet.
     """
     target = Path(path)
     if target.is_dir():
@@ -638,7 +654,9 @@ def write_workbook(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = WorkbookWriter(plan, tmp, recipient, issued_at, master.marks if master else None)
+    writer = WorkbookWriter(
+        plan, tmp, recipient, issued_at, master.marks if master else None, round_name, return_by
+    )
     try:
         with warnings.catch_warnings():
             # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.
