@@ -903,6 +903,67 @@ def chase(
 
 @cli.command()
 @plan_argument
+@click.argument("messages", metavar="MESSAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "inbox",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The inbox folder to save into.",
+)
+def collect(plan: Path, messages: tuple[Path, ...], inbox: Path) -> None:
+    """Save the workbooks attached to saved emails (.eml, Outlook .msg, mbox) into the inbox.
+
+    Forwarded messages inside them are searched too. Each workbook gets a name of its own in the inbox
+    (never over a file there; one already there is not saved twice) and is journalled with the email's
+    sender, date and subject. A workbook whose sender is not an address of the lead it was issued to, or
+    that this plan did not issue, is flagged (exit 1): check it before you merge. Other attachments are
+    listed and left. Every email is read first: one that cannot be read stops the command, saving nothing.
+    """
+    from .collect import collect as run_collect
+    from .writer import utc_now
+
+    _check_folder(inbox, plan)
+    with _record(plan) as rec:
+        p = rec.load()
+        with _progress_bar(len(messages), "Reading emails") as bar:
+            report = run_collect(
+                p,
+                rec.entries(),
+                messages,
+                inbox,
+                plan_path=plan,
+                now=utc_now,
+                progress=(lambda _p: bar.update(1)) if bar else None,
+            )
+        rec.append(report.lines)
+    for s in report.saved:
+        who = s.recipient or "no recipient of this plan"
+        click.echo(
+            f"Saved {printable(s.path.name)}\t{printable(who)}\tfrom {printable(s.found.sender_text or '?')}"
+            f"{' (forwarded)' if s.found.forwarded else ''}"
+        )
+        if s.flagged:
+            click.echo(f"    FLAGGED: {printable(s.reason)}")
+    for f, there in report.already:
+        click.echo(
+            f"Already in the inbox: {printable(f.name)} from {printable(f.source.name)} (as {printable(there)})"
+        )
+    for f in report.others:
+        click.echo(f"Left (not a workbook): {printable(f.name)} in {printable(f.source.name)}")
+    for text in report.empty:
+        click.echo(f"No attachment: {printable(text)}")
+    click.echo(
+        f"{len(report.saved)} workbook(s) saved to {inbox}, {len(report.already)} already there, "
+        f"{len(report.flagged)} flagged. Next: daplan merge {plan} {inbox}/*.xlsx"
+    )
+    if report.flagged:
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
 @click.argument("outbox", required=False, type=click.Path(path_type=Path))
 @click.argument("inbox", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
