@@ -964,6 +964,30 @@ def collect(plan: Path, messages: tuple[Path, ...], inbox: Path) -> None:
 
 @cli.command()
 @plan_argument
+@click.argument("action_id", metavar="[ACTION]", required=False)
+@click.option(
+    "--field", "field_name", metavar="F", help="Just this field (status, response, target, due, lead, notes)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as a JSON list.")
+def history(plan: Path, action_id: str | None, field_name: str | None, as_json: bool) -> None:
+    """The life of each field from the journal, newest first: when, round, who, from which return or
+    settlement, and old → new. Changes undone with `daplan undo` are not shown."""
+    from .history import as_json as events_json
+    from .history import history as run_history
+    from .history import render
+    from .record import Record
+
+    rec = Record(plan)  # read only: no lock
+    p = rec.load()
+    events = run_history(rec.entries(), action_id, field_name, set(p.action_index()))
+    if as_json:
+        click.echo(json.dumps(events_json(events), indent=2, ensure_ascii=not unicode_stdout()))
+    else:
+        click.echo(render(events))
+
+
+@cli.command()
+@plan_argument
 @click.argument("outbox", required=False, type=click.Path(path_type=Path))
 @click.argument("inbox", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
