@@ -295,7 +295,11 @@ def _msg_attachments(msg: Any, path: Path, depth: int) -> list[Found]:
     if depth > MAX_NESTING:
         raise CollectError(f"forwarded messages are nested more than {MAX_NESTING} deep", file=path)
     sender_text = " ".join(str(getattr(msg, "sender", "") or "").split())
-    sender = parseaddr(sender_text)[1]
+    name, sender = parseaddr(sender_text)
+    if "@" not in sender:
+        sender = _msg_sender_address(msg)
+        if sender:
+            sender_text = f"{name or sender_text} <{sender}>".strip()
     when = getattr(msg, "date", None)
     date = when.isoformat() if isinstance(when, dt.datetime) else ""
     subject = " ".join(str(getattr(msg, "subject", "") or "(no subject)").split())
@@ -311,6 +315,19 @@ def _msg_attachments(msg: Any, path: Path, depth: int) -> list[Found]:
         ctype = str(getattr(att, "mimetype", "") or "application/octet-stream")
         out.append(Found(path, name, data, ctype, sender, sender_text, date, subject))
     return out
+
+
+def _msg_sender_address(msg: Any) -> str:
+    """The sender's SMTP address from the item's properties when its headers do not give one: Exchange
+    keeps an internal (X.500) address in PR_SENDER_EMAIL_ADDRESS and the SMTP one in PR_SENDER_SMTP_ADDRESS."""
+    for prop in ("5D01", "0C1F", "0065", "5D02"):  # sender SMTP, sender, sent-representing, its SMTP
+        try:
+            value = msg.getStringStream(f"__substg1.0_{prop}")
+        except Exception:  # a missing or damaged property: try the next
+            continue
+        if isinstance(value, str) and "@" in value and not value.upper().startswith("/O="):
+            return value.strip()
+    return ""
 
 
 # -- saving into the inbox --------------------------------------------------------------------------------

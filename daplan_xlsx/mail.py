@@ -123,7 +123,7 @@ def _paragraphs(
     open_items: int,
 ) -> tuple[list[str], list[str], list[str]]:
     """The body as paragraphs before the steps, the steps, and paragraphs after."""
-    plan_name = plan.title
+    plan_name = one_line(plan.title, 300)
     which = f" for the {round_name} round" if round_name else ""
     by = f" by {long_date(return_by)}" if return_by else ""
     if purpose == "reminder" and open_items:

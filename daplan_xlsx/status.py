@@ -157,11 +157,16 @@ def status_report(
             }
         )
     known = {wb["issue_id"] for wb in workbooks + superseded}
-    if chosen is not None:
-        known |= {
-            e["issue_id"] for e in entries if e["event"] == "issue"
-        }  # other rounds' returns are not foreign
-    foreign = sorted(name for issue, names in returned.items() if issue not in known for name in names)
+    register = {e["issue_id"]: e for e in entries if e["event"] == "issue"}
+    # A return of a workbook issued in another round counts against that round (`--round` shows it there).
+    other_rounds = [
+        {"file": name, "round": in_round[issue], "recipient": register[issue]["recipient"]}
+        for issue, names in sorted(returned.items())
+        if issue not in known and issue in in_round and issue in register
+        for name in names
+    ]
+    counted = known | {i for i in returned if i in in_round and i in register}
+    foreign = sorted(name for issue, names in returned.items() if issue not in counted for name in names)
     shown = chosen or _round_named(all_rounds, {in_round.get(r["issue_id"], "") for r in rows})
     return {
         "plan_id": plan.id,
@@ -187,6 +192,7 @@ def status_report(
             "open_items": len(items),
         },
         "unmatched_files": unmatched + foreign,
+        "other_round_returns": other_rounds,
         "open_items": open_items,
         "open_by_action": open_actions,
     }
@@ -267,7 +273,11 @@ def render_status(report: dict[str, Any]) -> str:
         returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
         due = ""
         if rounds:
-            due = due_text(r["days_left"]) if r.get("days_left") is not None else ("-" if r["return_by"] else "")
+            due = (
+                due_text(r["days_left"])
+                if r.get("days_left") is not None
+                else ("-" if r["return_by"] else "")
+            )
             due = f"{due:<18}"
         merged = when(r["merged_at"]) if r["merged_at"] else "-"
         if r["open_items"]:
@@ -293,6 +303,11 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(
             f"{t['proposals_pending']} proposed new action(s) not yet added: "
             "merge their returns again with --accept-new."
+        )
+    for r in report.get("other_round_returns", []):
+        lines.append(
+            f"Returned for round {printable(r['round'])}: {printable(r['file'])} ({printable(r['recipient'])}); "
+            f"see `daplan status PLAN - INBOX --round {printable(r['round'])!r}`"
         )
     if report["unmatched_files"]:
         lines.append("Not from this outbox: " + printable(", ".join(report["unmatched_files"])))
