@@ -421,6 +421,8 @@ def distribute(
     manifest. `--round NAME --return-by DATE` issues them in a reporting round (the date is on each
     workbook's cover); `--mail DIR` writes each lead's email draft, the workbook attached.
     """
+    import datetime as dt
+
     from .distribute import distribute as run_distribute
     from .distribute import is_named, recipients
     from .rounds import check_round_name, parse_return_by
@@ -457,7 +459,12 @@ def distribute(
     kept = f" (which keeps the {others} other workbook(s) issued before)" if others else ""
     click.echo(f"Wrote {len(written)} workbook(s) and {output / 'manifest.json'}{kept}.")
     if manifest.get("round"):
-        click.echo(f"Round {printable(manifest['round'])}: return by {manifest['return_by']}.")
+        from .rounds import long_date
+
+        click.echo(
+            f"Round {printable(manifest['round'])}: return by "
+            f"{long_date(dt.date.fromisoformat(manifest['return_by']))}."
+        )
     if mail_dir is not None:
         from .mail import request_letters
 
@@ -1028,16 +1035,18 @@ def status(
 def demo(folder: Path, force: bool) -> None:
     """Run the whole loop on the bundled West Yorkshire example, in FOLDER (default: daplan-demo).
 
-    It copies the example plan, distributes workbooks to the leads, makes sample returns as leads would
-    (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
-    them all, shows who has returned, builds the master workbook and exports the plan as HTML, printing
-    each command as you would type it and where its files are.
+    It copies the example plan, distributes workbooks to the leads in a reporting round with an email
+    draft for each, makes sample returns as leads would (labelled as sample edits, with one conflict and one
+    invalid value; one comes back as a saved email and is collected), then previews one return, merges them
+    all, shows who has returned, writes reminders to the others, builds the master workbook and exports the
+    plan as HTML, printing each command as you would type it and where its files are.
     """
+    import datetime as dt
     import glob
     import shlex
 
-    from .demo import SAMPLE_EDITS, prepare_folder, write_sample_returns
-    from .distribute import read_manifest
+    from .demo import EMAILED, SAMPLE_EDITS, prepare_folder, write_sample_reply, write_sample_returns
+    from .distribute import read_manifest, slug
     from .planfile import load_plan
 
     plan = prepare_folder(folder, force)
@@ -1059,25 +1068,51 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"daplan demo: the whole loop on the West Yorkshire 2014 plan, in {folder}/")
     click.secho("\n== 1. A plan of your own ==", bold=True)
     click.echo(
-        f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
+        f"Copied the bundled example to {plan}, with an email address for each lead role (on the reserved "
+        "domain .example, which no mail reaches). (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
-    step("3. One workbook per lead", "distribute", str(plan), "-o", str(outbox))
+    today = _today()
+    round_name = f"{today.year} Q{(today.month - 1) // 3 + 1}"
+    return_by = today + dt.timedelta(days=14)
+    drafts, saved_mail = folder / "drafts", folder / "saved-mail"
+    step(
+        "3. A reporting round: one workbook per lead, and an email draft for each",
+        "distribute",
+        str(plan),
+        "-o",
+        str(outbox),
+        "--round",
+        round_name,
+        "--return-by",
+        return_by.isoformat(),
+        "--mail",
+        str(drafts),
+        note="Open a draft (.eml) in Outlook: it opens as a new message, the workbook attached, ready to send.",
+    )
 
-    click.secho("\n== 4. The leads edit their workbooks (sample edits) ==", bold=True)
+    click.secho("\n== 4. The leads edit their workbooks and reply (sample edits) ==", bold=True)
     returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
     for e in SAMPLE_EDITS:
         value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
         shown = value if len(value) <= 50 else value[:47] + "..."
         click.echo(f"  {e.recipient:<20} {e.action_id:<5} {e.field:<8} {shown!r}: {e.why}")
-    click.echo(f"Sample returns written to {inbox}/ ({len(returns)} files).")
+    emailed = next(p for p in returns if p.stem == slug(EMAILED))
+    reply = write_sample_reply(
+        emailed, drafts / f"{emailed.stem}.eml", saved_mail, "Plan owner <owner@west-yorkshire.example>"
+    )
+    click.echo(
+        f"Sample returns written to {inbox}/ ({len(returns) - 1} files); {EMAILED}'s came back by email, "
+        f"saved from the mail client as {reply}."
+    )
 
-    first = returns[0]
-    step("5. Preview one return", "diff", str(plan), str(first))
+    step("5. Save the workbooks attached to the replies", "collect", str(plan), str(reply), "-o", str(inbox))
+    first = next(p for p in returns if p != emailed)
+    step("6. Preview one return", "diff", str(plan), str(first))
     all_returns = sorted(glob.glob(str(inbox / "*.xlsx")))
     conflicts = folder / "conflicts.xlsx"
     step(
-        "6. Merge every return at once",
+        "7. Merge every return at once",
         "merge",
         str(plan),
         *all_returns,
@@ -1085,10 +1120,20 @@ def demo(folder: Path, force: bool) -> None:
         str(conflicts),
         note="Exit 1 here is expected: a conflict and a refused value are left for you.",
     )
-    step("7. Who has returned", "status", str(plan), str(outbox), str(inbox))
+    step("8. Who has returned, and how long is left", "status", str(plan), str(outbox), str(inbox))
+    reminders = folder / "reminders"
+    step(
+        "9. Remind the leads who have not returned",
+        "chase",
+        str(plan),
+        str(outbox),
+        str(inbox),
+        "-o",
+        str(reminders),
+    )
     master = folder / "master.xlsx"
     step(
-        "8. The master workbook",
+        "10. The master workbook",
         "build",
         str(plan),
         "-o",
@@ -1099,13 +1144,16 @@ def demo(folder: Path, force: bool) -> None:
         str(inbox),
     )
     html = folder / "plan.html"
-    step("9. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+    step("11. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
 
     click.secho("\n== Where things are ==", bold=True)
     for path, what in (
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
+        (drafts, "an email draft per lead (.eml): open one in Outlook"),
+        (saved_mail, "the reply saved as an email, collected into the inbox"),
         (inbox, "the sample returns"),
+        (reminders, "the reminders to the leads who have not returned"),
         (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),
         (master, "the master workbook: open its Dashboard"),
         (html, "the plan as published"),

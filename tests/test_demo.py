@@ -20,10 +20,31 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", str(folder)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for n in range(1, 10):
+    for n in range(1, 12):
         assert f"== {n}. " in out
-    for command in ("validate", "distribute", "diff", "merge", "status", "build", "export"):
+    for command in (
+        "validate",
+        "distribute",
+        "collect",
+        "diff",
+        "merge",
+        "status",
+        "chase",
+        "build",
+        "export",
+    ):
         assert f"$ daplan {command} " in out
+    # The round by email: a draft per lead, one reply collected from a saved email, reminders for the rest.
+    assert "--round" in out and "--mail" in out
+    drafts = sorted(p.name for p in (folder / "drafts").iterdir())
+    assert len(drafts) == len(load_plan(folder / "plan.yaml").leads) and all(
+        d.endswith(".eml") for d in drafts
+    )
+    assert [p.suffix for p in (folder / "saved-mail").iterdir()] == [".eml"]
+    assert "1 workbook(s) saved" in out
+    reminded = sorted(p.name for p in (folder / "reminders").iterdir())
+    assert reminded and all(r.startswith("reminder-") for r in reminded)
+    assert not any(e.recipient.lower().replace(" ", "-") in r for e in SAMPLE_EDITS for r in reminded)
 
     plan = load_plan(folder / "plan.yaml")
     assert plan.revision == 2
