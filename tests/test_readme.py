@@ -80,15 +80,14 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     runner = CliRunner()
     commands = _workflow()
     assert [c[0] for c in commands] == [
-        "new", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "import",
+        "new", "validate", "build", "distribute", "collect", "diff", "merge", "status", "chase", "build",
+        "export", "import",
     ]  # fmt: skip
     for args in commands:
         if args[0] == "validate":  # the owner fills in the lead register and each action's leads
             _assign_leads(Path("plan.yaml"))
-        if args[0] == "diff":  # the leads return their workbooks, one with an edit
-            Path("inbox").mkdir()
-            for issued in Path("outbox").glob("*.xlsx"):
-                shutil.copy(issued, Path("inbox") / issued.name)
+        if args[0] == "collect":  # the leads reply with their workbooks attached; the owner saves the replies
+            _save_replies(Path("outbox"), Path("saved-mail"))
         if args[0] == "import":  # an existing spreadsheet plan: here, the master just built
             shutil.copy("master.xlsx", "old-plan.xlsx")
         expanded = [m for a in args for m in (sorted(glob.glob(a)) if "*" in a else [a])]
@@ -99,10 +98,30 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
         assert Path(made).is_file(), made
 
 
+def _address(lead: str) -> str:
+    return lead.lower().replace(" ", ".") + "@force.example"
+
+
+def _save_replies(outbox: Path, folder: Path) -> None:
+    """Each lead's reply, with the workbook issued to them attached, saved as .eml."""
+    import json
+    from email.message import EmailMessage
+
+    folder.mkdir()
+    for wb in json.loads((outbox / "manifest.json").read_text(encoding="utf-8"))["workbooks"]:
+        msg = EmailMessage()
+        msg["From"] = _address(wb["recipient"])
+        msg["Subject"] = "RE: the action plan"
+        msg.set_content("Attached.")
+        data = (outbox / wb["file"]).read_bytes()
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=wb["file"])
+        (folder / (Path(wb["file"]).stem + ".eml")).write_bytes(bytes(msg))
+
+
 def _assign_leads(path: Path) -> None:
     data = load_plan(path).model_dump()
     leads = ["Head of Protect", "Head of Managing People and Places", "Area Commanders"]
-    data["leads"] = [{"name": name} for name in leads]
+    data["leads"] = [{"name": name, "email": _address(name)} for name in leads]
     for i, action in enumerate(a for area in data["areas"] for a in area["actions"]):
         action["leads"] = [leads[i % len(leads)]]
     from daplan_xlsx.model import Plan
