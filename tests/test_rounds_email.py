@@ -426,8 +426,21 @@ def fixture_attachment() -> bytes:
 
 
 def test_the_fixture_workbook_is_the_issued_one(tmp_path: Path) -> None:
+    """The same issue and metadata (the bytes of the zip may differ with another XlsxWriter)."""
+    from daplan_xlsx.container import open_container
+    from daplan_xlsx.reader import open_workbook, read_meta
+
     plan_path = plan_with_addresses(tmp_path)
-    assert record_fixture_issue(plan_path) == fixture_attachment()
+    fresh = tmp_path / "fresh.xlsx"
+    fresh.write_bytes(record_fixture_issue(plan_path))
+    (tmp_path / "fixture.xlsx").write_bytes(fixture_attachment())
+    metas = []
+    for path in (fresh, tmp_path / "fixture.xlsx"):
+        container = open_container(path)
+        reading = read_meta(open_workbook(container), container, None, None)
+        assert reading.meta is not None
+        metas.append((reading.meta.issue_id, reading.meta.recipient, reading.checksum))
+    assert metas[0] == metas[1] and metas[0][0] == ISSUE_ID
 
 
 @pytest.mark.parametrize("name", ["reply-with-workbook.eml", "reply-with-workbook.msg"])
