@@ -121,7 +121,9 @@ def key_file_option(f: F) -> F:
 
 def no_sign_option(f: F) -> F:
     return click.option(
-        "--no-sign", is_flag=True, help="Do not sign the workbooks (returns are still checked against the record)."
+        "--no-sign",
+        is_flag=True,
+        help="Do not sign the workbooks (returns are still checked against the record).",
     )(f)
 
 
@@ -383,22 +385,55 @@ def _progress_bar(length: int, label: str) -> Any:
 )
 @click.option("--only", help="Issue just this one recipient's workbook.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@click.option(
+    "--round", "round_name", metavar="NAME", help='Issue the workbooks in a reporting round, e.g. "2027 Q1".'
+)
+@click.option(
+    "--return-by",
+    metavar="DATE",
+    help="The round's return-by date (YYYY-MM-DD), on every workbook and email.",
+)
+@click.option(
+    "--mail",
+    "mail_dir",
+    type=click.Path(path_type=Path),
+    help="Also write an email draft (.eml, opens in Outlook) per recipient into this folder.",
+)
 @key_file_option
 @no_sign_option
 def distribute(
-    plan: Path, output: Path, by: str, only: str | None, force: bool, key_file: Path | None, no_sign: bool
+    plan: Path,
+    output: Path,
+    by: str,
+    only: str | None,
+    force: bool,
+    round_name: str | None,
+    return_by: str | None,
+    mail_dir: Path | None,
+    key_file: Path | None,
+    no_sign: bool,
 ) -> None:
     """Write one workbook per recipient and OUTPUT/manifest.json.
 
     Each workbook holds the recipient's actions (an action with several leads goes to each of them) and
     hidden metadata that makes its return traceable. Email each lead their file; they edit and send it back.
     `--only NAME --force` into an existing outbox re-issues NAME's workbook and keeps everyone else's in the
-    manifest.
+    manifest. `--round NAME --return-by DATE` issues them in a reporting round (the date is on each
+    workbook's cover); `--mail DIR` writes each lead's email draft, the workbook attached.
     """
+    import datetime as dt
+
     from .distribute import distribute as run_distribute
     from .distribute import is_named, recipients
+    from .rounds import check_round_name, parse_return_by
     from .trust import choose_key
 
+    if (round_name is None) != (return_by is None):
+        raise click.UsageError("give --round NAME and --return-by DATE together")
+    due = parse_return_by(return_by) if return_by is not None else None
+    name = check_round_name(round_name) if round_name is not None else None
+    if mail_dir is not None:
+        _check_folder(mail_dir, plan, output)
     with _record(plan) as rec:  # the outbox and the record are written by one command at a time
         p = rec.load()
         key = choose_key(p.id, key_file, sign=not no_sign)
@@ -413,6 +448,8 @@ def distribute(
                 force=force,
                 progress=(lambda _name: bar.update(1)) if bar else None,
                 plan_path=plan,
+                round_name=name,
+                return_by=due,
             )
     # Re-issued with --only, the manifest also lists everyone else's earlier workbooks: name what was written.
     written = [wb for wb in manifest["workbooks"] if only is None or is_named(wb["recipient"], only)]
@@ -421,6 +458,19 @@ def distribute(
     others = len(manifest["workbooks"]) - len(written)
     kept = f" (which keeps the {others} other workbook(s) issued before)" if others else ""
     click.echo(f"Wrote {len(written)} workbook(s) and {output / 'manifest.json'}{kept}.")
+    if manifest.get("round"):
+        from .rounds import long_date
+
+        click.echo(
+            f"Round {printable(manifest['round'])}: return by "
+            f"{long_date(dt.date.fromisoformat(manifest['return_by']))}."
+        )
+    if mail_dir is not None:
+        from .mail import request_letters
+
+        letters = request_letters(rec.plan, output, manifest, today=_today(), only=only)
+        if _deliver(plan, letters, mail_dir, None, None):
+            sys.exit(EXIT_ATTENTION)
 
 
 @cli.command()
@@ -746,22 +796,304 @@ def undo(plan: Path, to_revision: int | None) -> None:
         _settled(outcome, rec)
 
 
+def _today() -> Any:
+    """Today's date in UTC (the day a return-by date is counted against)."""
+    from .writer import utc_now
+
+    return utc_now().date()
+
+
+def _check_folder(folder: Path, plan: Path, *others: Path) -> None:
+    """An output folder: not a file, not the plan's own folder's files, not a folder given to read."""
+    from .errors import OutputExists
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputExists("the output is a file, not a folder", file=folder, hint="name a folder")
+    for other in others:
+        if other is not None and os.path.realpath(folder) == os.path.realpath(other):
+            raise OutputExists(
+                "the output folder is one of the folders given to read",
+                file=folder,
+                hint="name a folder of its own for the emails",
+            )
+
+
+def _deliver(
+    plan: Path, letters: list[Any], drafts: Path | None, smtp: str | None, sender: str | None
+) -> bool:
+    """Write the letters as drafts, or send them; list each recipient without an address. True when
+    something needs a person (a recipient without an address, a refused recipient, a message not sent)."""
+    from . import mail as M
+    from .record import append_lines
+
+    missing = [x for x in letters if x.message is None]
+    attention = bool(missing)
+    if smtp is None:
+        assert drafts is not None
+        with _progress_bar(len(letters), "Writing email drafts") as bar:
+            written = M.write_drafts(
+                letters, drafts, plan_path=plan, progress=(lambda _n: bar.update(1)) if bar else None
+            )
+        for path, letter in zip(written, [x for x in letters if x.message is not None], strict=True):
+            click.echo(f"{path.name}\tto {printable(', '.join(letter.to))}")
+        click.echo(
+            f"Wrote {len(written)} email draft(s) to {drafts}. Open each in Outlook (it opens as a new "
+            "message), check it and press Send."
+        )
+    else:
+        sender = M.check_sender(sender)
+        from .writer import utc_now
+
+        def journal(letter: Any, accepted: list[str], via: str, time: str) -> None:
+            from .planfile import revision_on_disk
+            from .record import real_plan_path
+
+            revision = revision_on_disk(real_plan_path(plan).read_bytes())
+            append_lines(plan, [M.mail_line(letter, accepted, via, time, revision)])
+
+        with _record(plan), _progress_bar(len(letters), "Sending emails") as bar:
+            sent = M.send_letters(
+                letters,
+                smtp,
+                sender=sender,
+                now=utc_now,
+                journal=journal,
+                progress=(lambda _n: bar.update(1)) if bar else None,
+            )
+        ok = 0
+        for s in sent:
+            name = printable(s.letter.recipient)
+            if s.accepted:
+                ok += 1
+                click.echo(f"Sent to {name}: {printable(', '.join(s.accepted))}")
+            for addr, why in s.refused.items():
+                attention = True
+                click.echo(f"Refused by the mail server for {name}: {printable(addr)} ({printable(why)})")
+            if s.error and s.error != "refused":
+                attention = True
+                click.echo(f"{name}: {printable(s.error)}")
+        click.echo(
+            f"Sent {ok} of {len(sent)} email(s) through {smtp}; each one sent is in the plan's journal."
+        )
+    for letter in missing:
+        click.echo(
+            f"Not emailed: {printable(letter.recipient)}: {printable(letter.problem)}. Add the address under "
+            f"`leads:` (email:) in the plan, or send {letter.workbook} by hand."
+        )
+    return attention
+
+
+def smtp_options(f: F) -> F:
+    f = click.option(
+        "--from",
+        "sender",
+        metavar="ADDRESS",
+        envvar="DAPLAN_MAIL_FROM",
+        help="Your address, the sender (with --smtp; default $DAPLAN_MAIL_FROM).",
+    )(f)
+    return click.option(
+        "--smtp",
+        metavar="HOST[:PORT]",
+        help="Send through this mail server instead of writing drafts (port 587 unless given; STARTTLS when "
+        "offered; user and password from $DAPLAN_SMTP_USER and $DAPLAN_SMTP_PASSWORD).",
+    )(f)
+
+
+@cli.command()
+@plan_argument
+@click.argument("outbox", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Folder for the email drafts (.eml).")
+@click.option("--only", help="Just this one recipient's email.")
+@smtp_options
+def mail(
+    plan: Path, outbox: Path, output: Path | None, only: str | None, smtp: str | None, sender: str | None
+) -> None:
+    """Email each lead their workbook from OUTBOX: one draft per recipient, or sent with --smtp.
+
+    Each email goes to every address of the lead's role in the plan's lead register (`email:`, several
+    separated by `;`), says what to do and by when (the round's return-by date), and has the workbook
+    attached. Drafts are .eml files that Outlook opens as a new message ready to send. A recipient without
+    an address is listed (exit 1). Each email sent with --smtp is recorded in the plan's journal.
+    """
+    from .distribute import read_manifest
+    from .mail import request_letters
+
+    if (output is None) == (smtp is None):
+        raise click.UsageError("give -o FOLDER for drafts, or --smtp HOST[:PORT] to send")
+    if output is not None:
+        _check_folder(output, plan, outbox)
+    p = _load(plan)
+    manifest = read_manifest(outbox, p)
+    letters = request_letters(p, outbox, manifest, today=_today(), only=only)
+    if only is not None and not letters:
+        raise UnusableInput(f"no workbook in {outbox} is issued to {only!r}")
+    if _deliver(plan, letters, output, smtp, sender):
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
+@click.argument("outbox", type=click.Path(path_type=Path))
+@click.argument("inbox", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Folder for the reminder drafts (.eml)."
+)
+@click.option(
+    "--also-open",
+    is_flag=True,
+    help="Also write to those whose return left open items (conflicts, refusals).",
+)
+@smtp_options
+def chase(
+    plan: Path,
+    outbox: Path,
+    inbox: Path | None,
+    output: Path | None,
+    also_open: bool,
+    smtp: str | None,
+    sender: str | None,
+) -> None:
+    """Remind each lead whose return is outstanding, with their current workbook attached again.
+
+    Outstanding means no file in INBOX answers their workbook and no return of it has been merged (as
+    `daplan status` shows). The reminder says when it was due, or is due. Drafts to -o FOLDER, or sent
+    with --smtp (each one journalled).
+    """
+    from .distribute import read_manifest
+    from .mail import reminder_letters
+    from .status import status_report
+
+    if (output is None) == (smtp is None):
+        raise click.UsageError("give -o FOLDER for drafts, or --smtp HOST[:PORT] to send")
+    if output is not None:
+        _check_folder(output, plan, outbox, *([inbox] if inbox is not None else []))
+    p = _load(plan)
+    today = _today()
+    report = status_report(p, plan, outbox, inbox, today=today)
+    manifest = read_manifest(outbox, p)
+    letters = reminder_letters(p, outbox, report, manifest, today=today, also_open=also_open)
+    if not letters:
+        click.echo("Nobody to remind: every workbook of the outbox has come back.")
+        return
+    if _deliver(plan, letters, output, smtp, sender):
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
+@click.argument("messages", metavar="MESSAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "inbox",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The inbox folder to save into.",
+)
+def collect(plan: Path, messages: tuple[Path, ...], inbox: Path) -> None:
+    """Save the workbooks attached to saved emails (.eml, Outlook .msg, mbox) into the inbox.
+
+    Forwarded messages inside them are searched too. Each workbook gets a name of its own in the inbox
+    (never over a file there; one already there is not saved twice) and is journalled with the email's
+    sender, date and subject. A workbook whose sender is not an address of the lead it was issued to, or
+    that this plan did not issue, is flagged (exit 1): check it before you merge. Other attachments are
+    listed and left. Every email is read first: one that cannot be read stops the command, saving nothing.
+    """
+    from .collect import collect as run_collect
+    from .writer import utc_now
+
+    _check_folder(inbox, plan)
+    with _record(plan) as rec:
+        p = rec.load()
+        with _progress_bar(len(messages), "Reading emails") as bar:
+            report = run_collect(
+                p,
+                rec.entries(),
+                messages,
+                inbox,
+                plan_path=plan,
+                now=utc_now,
+                progress=(lambda _p: bar.update(1)) if bar else None,
+            )
+        rec.append(report.lines)
+    for s in report.saved:
+        who = s.recipient or "no recipient of this plan"
+        click.echo(
+            f"Saved {printable(s.path.name)}\t{printable(who)}\tfrom {printable(s.found.sender_text or '?')}"
+            f"{' (forwarded)' if s.found.forwarded else ''}"
+        )
+        if s.flagged:
+            click.echo(f"    FLAGGED: {printable(s.reason)}")
+    for f, there in report.already:
+        click.echo(
+            f"Already in the inbox: {printable(f.name)} from {printable(f.source.name)} (as {printable(there)})"
+        )
+    for f in report.others:
+        click.echo(f"Left (not a workbook): {printable(f.name)} in {printable(f.source.name)}")
+    for text in report.empty:
+        click.echo(f"No attachment: {printable(text)}")
+    click.echo(
+        f"{len(report.saved)} workbook(s) saved to {inbox}, {len(report.already)} already there, "
+        f"{len(report.flagged)} flagged. Next: daplan merge {plan} {inbox}/*.xlsx"
+    )
+    if report.flagged:
+        sys.exit(EXIT_ATTENTION)
+
+
+@cli.command()
+@plan_argument
+@click.argument("action_id", metavar="[ACTION]", required=False)
+@click.option(
+    "--field", "field_name", metavar="F", help="Just this field (status, response, target, due, lead, notes)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as a JSON list.")
+def history(plan: Path, action_id: str | None, field_name: str | None, as_json: bool) -> None:
+    """The life of each field from the journal, newest first: when, round, who, from which return or
+    settlement, and old → new. Changes undone with `daplan undo` are not shown."""
+    from .history import as_json as events_json
+    from .history import history as run_history
+    from .history import render
+    from .record import Record
+
+    rec = Record(plan)  # read only: no lock
+    p = rec.load()
+    events = run_history(rec.entries(), action_id, field_name, set(p.action_index()))
+    if as_json:
+        click.echo(json.dumps(events_json(events), indent=2, ensure_ascii=not unicode_stdout()))
+    else:
+        click.echo(render(events))
+
+
 @cli.command()
 @plan_argument
 @click.argument("outbox", required=False, type=click.Path(path_type=Path))
 @click.argument("inbox", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form.")
-def status(plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool) -> None:
+@click.option(
+    "--round",
+    "round_name",
+    metavar="NAME",
+    help="The recipients of this reporting round (default: the outbox's).",
+)
+def status(
+    plan: Path, outbox: Path | None, inbox: Path | None, as_json: bool, round_name: str | None
+) -> None:
     """Per recipient: issued, returned (found in INBOX by issue id), merged (from the journal), outstanding.
 
     Open items (conflicts and refused values awaiting you) are counted per return and listed per action; a
     return with open items is "merged, N open". Proposed new actions that a merge left unadded are counted
     too: they await `daplan merge --accept-new`. Without OUTBOX, the returns merged so far and the open items.
+
+    Workbooks issued in a reporting round show its return-by date and, per recipient outstanding, the days
+    left or the days late. `--round NAME` shows that round's recipients from the record, whatever the
+    outbox; write `-` for OUTBOX to give just the INBOX: `daplan status plan.yaml - inbox/ --round "2027 Q1"`.
     """
     from .status import render_status, status_report
 
     p = _load(plan)
-    report = status_report(p, plan, outbox, inbox)
+    if outbox is not None and str(outbox) == "-":
+        outbox = None
+    report = status_report(p, plan, outbox, inbox, round_name=round_name, today=_today())
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=not unicode_stdout()))
         return
@@ -775,16 +1107,26 @@ def demo(folder: Path, force: bool) -> None:
     """Run the whole loop on the bundled West Yorkshire example, in FOLDER (default: daplan-demo).
 
     It copies the example plan, has the owner change it in the owner's workbook (edit, a labelled sample
-    edit, apply), distributes workbooks to the leads, makes sample returns as leads would
-    (labelled as sample edits, with one conflict and one invalid value), then previews one return, merges
-    them all, shows who has returned, builds the master workbook, exports the plan as HTML and ends with
-    the board report, printing each command as you would type it and where its files are.
+    edit, apply), distributes workbooks to the leads in a reporting round with an email draft for each,
+    makes sample returns as leads would (labelled as sample edits, with one conflict and one invalid value;
+    one comes back as a saved email and is collected), then previews one return, merges them all, shows who
+    has returned, writes reminders to the others, builds the master workbook, exports the plan as HTML and
+    ends with the board report, printing each command as you would type it and where its files are.
     """
+    import datetime as dt
     import glob
     import shlex
 
-    from .demo import OWNER_EDITS, SAMPLE_EDITS, prepare_folder, write_owner_sample, write_sample_returns
-    from .distribute import read_manifest
+    from .demo import (
+        EMAILED,
+        OWNER_EDITS,
+        SAMPLE_EDITS,
+        prepare_folder,
+        write_owner_sample,
+        write_sample_reply,
+        write_sample_returns,
+    )
+    from .distribute import read_manifest, slug
     from .planfile import load_plan
 
     plan = prepare_folder(folder, force)
@@ -806,7 +1148,8 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"daplan demo: the whole loop on the West Yorkshire 2014 plan, in {folder}/")
     click.secho("\n== 1. A plan of your own ==", bold=True)
     click.echo(
-        f"Copied the bundled example to {plan}. (Start yours with: daplan new --force-name NAME -o plan.yaml)"
+        f"Copied the bundled example to {plan}, with an email address for each lead role (on the reserved "
+        "domain .example, which no mail reaches). (Start yours with: daplan new --force-name NAME -o plan.yaml)"
     )
     step("2. Check it", "validate", str(plan))
     owner = folder / "owner.xlsx"
@@ -825,41 +1168,70 @@ def demo(folder: Path, force: bool) -> None:
     click.echo(f"Saved as {owner_edited}.")
     step("5. See what it would change", "apply", str(plan), str(owner_edited), "--dry-run")
     step("6. Apply it", "apply", str(plan), str(owner_edited))
+    today = _today()
+    round_name = f"{today.year} Q{(today.month - 1) // 3 + 1}"
+    return_by = today + dt.timedelta(days=14)
+    drafts, saved_mail = folder / "drafts", folder / "saved-mail"
     step(
-        "7. One workbook per lead",
+        "7. A reporting round: one workbook per lead, and an email draft for each",
         "distribute",
         str(plan),
         "-o",
         str(outbox),
+        "--round",
+        round_name,
+        "--return-by",
+        return_by.isoformat(),
+        "--mail",
+        str(drafts),
         note="Each workbook is signed with this plan's own key, made now and kept in your configuration folder "
-        "(not beside the plan), and recorded in the plan's journal: every return is checked against it.",
+        "(not beside the plan), and recorded in the plan's journal: every return is checked against it. "
+        "Open a draft (.eml) in Outlook: it opens as a new message, the workbook attached, ready to send.",
     )
 
-    click.secho("\n== 8. The leads edit their workbooks (sample edits) ==", bold=True)
+    click.secho("\n== 8. The leads edit their workbooks and reply (sample edits) ==", bold=True)
     returns = write_sample_returns(read_manifest(outbox, load_plan(plan)), outbox, inbox)
     for e in SAMPLE_EDITS:
         value = e.value.strftime("%d/%m/%Y") if not isinstance(e.value, str) else e.value
         shown = value if len(value) <= 50 else value[:47] + "..."
         click.echo(f"  {e.recipient:<20} {e.action_id:<5} {e.field:<8} {shown!r}: {e.why}")
-    click.echo(f"Sample returns written to {inbox}/ ({len(returns)} files).")
+    emailed = next(p for p in returns if p.stem == slug(EMAILED))
+    reply = write_sample_reply(
+        emailed, drafts / f"{emailed.stem}.eml", saved_mail, "Plan owner <owner@west-yorkshire.example>"
+    )
+    click.echo(
+        f"Sample returns written to {inbox}/ ({len(returns) - 1} files); {EMAILED}'s came back by email, "
+        f"saved from the mail client as {reply}."
+    )
 
-    first = returns[0]
-    step("9. Preview one return", "diff", str(plan), str(first))
+    step("9. Save the workbooks attached to the replies", "collect", str(plan), str(reply), "-o", str(inbox))
+    first = next(p for p in returns if p != emailed)
+    step("10. Preview one return", "diff", str(plan), str(first))
     all_returns = sorted(glob.glob(str(inbox / "*.xlsx")))
     conflicts = folder / "conflicts.xlsx"
     step(
-        "10. Merge every return at once",
+        "11. Merge every return at once",
         "merge",
         str(plan),
         *all_returns,
         "--conflicts-workbook",
         str(conflicts),
-        note="Exit 1 here is expected: a conflict and a refused value are left for you.",
+        note="Exit 1 here is expected: a conflict and a refused value are left for you, on record as open items.",
     )
-    step("11. Who has returned", "status", str(plan), str(outbox), str(inbox))
+    step("12. Who has returned, and how long is left", "status", str(plan), str(outbox), str(inbox))
+    reminders = folder / "reminders"
+    step(
+        "13. Remind the leads who have not returned",
+        "chase",
+        str(plan),
+        str(outbox),
+        str(inbox),
+        "-o",
+        str(reminders),
+    )
     master = folder / "master.xlsx"
     step(
-        "12. The master workbook",
+        "14. The master workbook",
         "build",
         str(plan),
         "-o",
@@ -870,22 +1242,11 @@ def demo(folder: Path, force: bool) -> None:
         str(inbox),
     )
     html = folder / "plan.html"
-    step("13. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
+    step("15. The publishable plan", "export", str(plan), "--format", "html", "-o", str(html))
     board = folder / "board.pdf"
     step(
-        "14. The board report",
-        *(
-            "report",
-            str(plan),
-            "-o",
-            str(board),
-            "--since",
-            "1",
-            "--outbox",
-            str(outbox),
-            "--inbox",
-            str(inbox),
-        ),
+        "16. The board report",
+        *("report", str(plan), "-o", str(board), "--since", "1", "--outbox", str(outbox), "--inbox", str(inbox)),
     )
 
     click.secho("\n== Where things are ==", bold=True)
@@ -893,7 +1254,10 @@ def demo(folder: Path, force: bool) -> None:
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
         (owner_edited, f"the owner's workbook with the sample edits: make yours with daplan edit {plan} -o FILE"),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
+        (drafts, "an email draft per lead (.eml): open one in Outlook"),
+        (saved_mail, "the reply saved as an email, collected into the inbox"),
         (inbox, "the sample returns"),
+        (reminders, "the reminders to the leads who have not returned"),
         (conflicts, f"the conflict to settle in Excel, then: daplan merge {plan} {conflicts}"),
         (master, "the master workbook: open its Dashboard"),
         (html, "the plan as published"),

@@ -107,7 +107,7 @@ def prepare_folder(folder: Path, force: bool) -> Path:
             "the folder is not empty", file=folder, hint="name a new folder, or add --force to reuse it"
         )
     if force and folder.is_dir():
-        for sub in ("outbox", "inbox"):
+        for sub in ("outbox", "inbox", "drafts", "reminders", "saved-mail"):
             shutil.rmtree(folder / sub, ignore_errors=True)
         for name in ("plan.yaml", "plan.journal.jsonl", "owner.xlsx", "owner-edited.xlsx"):
             (folder / name).unlink(missing_ok=True)
@@ -117,8 +117,60 @@ def prepare_folder(folder: Path, force: bool) -> Path:
         raise PlanFileError("the bundled example is missing", file=source, hint="reinstall daplan_xlsx")
     plan_path = folder / "plan.yaml"
     shutil.copyfile(source, plan_path)
+    _give_addresses(plan_path)
     (folder / "inbox").mkdir()
     return plan_path
+
+
+# The demo's leads get addresses on the reserved `.example` domain (RFC 2606), which no mail reaches.
+DEMO_DOMAIN = "west-yorkshire.example"
+EMAILED = "ACC Domestic Abuse"  # the lead whose reply comes back as a saved email, to be collected
+
+
+def demo_address(lead: str) -> str:
+    return f"{slug_name(lead).replace('-', '.')}@{DEMO_DOMAIN}"
+
+
+def slug_name(name: str) -> str:
+    from .distribute import slug
+
+    return slug(name)
+
+
+def _give_addresses(plan_path: Path) -> None:
+    """Every lead role of the copied plan gets an address, as the owner fills in the register's `email:`."""
+    from .planfile import load_plan, save_plan
+
+    plan = load_plan(plan_path)
+    for lead in plan.leads:
+        lead.email = demo_address(lead.name)
+    save_plan(plan, plan_path)
+
+
+def write_sample_reply(workbook: Path, draft: Path, saved_mail: Path, plan_owner: str) -> Path:
+    """The lead's reply to their draft, saved from the mail client as .eml, the edited workbook attached;
+    the workbook itself is taken out of the inbox, so `daplan collect` puts it there."""
+    from email import policy
+    from email.message import EmailMessage
+    from email.parser import BytesParser
+
+    from .mail import XLSX_MAINTYPE, XLSX_SUBTYPE
+
+    request = BytesParser(policy=policy.default).parsebytes(draft.read_bytes())
+    reply = EmailMessage(policy=policy.default)
+    reply["From"] = f"{EMAILED} <{demo_address(EMAILED)}>"
+    reply["To"] = plan_owner
+    reply["Subject"] = f"RE: {request['Subject']}"
+    reply["Date"] = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    reply.set_content(f"{LABEL} Updated as asked; the workbook is attached.\n")
+    reply.add_attachment(
+        workbook.read_bytes(), maintype=XLSX_MAINTYPE, subtype=XLSX_SUBTYPE, filename=workbook.name
+    )
+    saved_mail.mkdir(exist_ok=True)
+    target = saved_mail / f"RE {workbook.stem}.eml"
+    target.write_bytes(reply.as_bytes(policy=policy.default.clone(linesep="\r\n")))
+    workbook.unlink()
+    return target
 
 
 def write_sample_returns(manifest: dict[str, Any], outbox: Path, inbox: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import unicodedata
@@ -16,6 +17,7 @@ from .merge import file_sha256
 from .model import Plan
 from .planfile import atomic_write_bytes
 from .record import append_lines, is_bare_name
+from .rounds import round_line
 from .trust import issue_line
 from .writer import Clock, IssueInfo, utc_now, write_workbook
 
@@ -75,8 +77,14 @@ def distribute(
     clock: Clock = utc_now,
     progress: Callable[[str], None] | None = None,
     plan_path: Path | None = None,
+    round_name: str | None = None,
+    return_by: dt.date | None = None,
 ) -> dict[str, Any]:
     """Write the workbooks and `manifest.json`; return the manifest.
+
+    With `round_name` and `return_by` the workbooks are issued in a reporting round (rounds.py): the date is
+    on each workbook's About sheet, the manifest names the round, and the record gets a `round` line. A
+    re-issue (`only`) into an outbox of a round stays in that round unless another is given.
 
     With `plan_path`, every workbook is also recorded in the plan's journal (an `issue` line, see trust.py),
     so its return is checked against what was really issued.
@@ -101,6 +109,13 @@ def distribute(
             "the output folder is not empty", file=outdir, hint="choose an empty folder or pass --force"
         )
     earlier = _earlier_manifest(plan, outdir, by) if only is not None else None
+    if round_name is None and earlier is not None and earlier.get("round"):
+        round_name = str(earlier["round"])
+        return_by = dt.date.fromisoformat(str(earlier["return_by"]))
+    if (round_name is None) != (return_by is None):
+        raise DaplanError(
+            "a round needs both a name and a return-by date", hint="give --round and --return-by"
+        )
     reissued = {r.name for r in chosen}
     kept = [wb for wb in earlier["workbooks"] if wb["recipient"] not in reissued] if earlier else []
     previous = {wb["recipient"]: wb["file"] for wb in earlier["workbooks"]} if earlier else {}
@@ -116,7 +131,14 @@ def distribute(
             taken.add(name)
             path = outdir / name
             info: IssueInfo = write_workbook(
-                plan, path, scope=r.scope, recipient=r.name, key=key, clock=lambda: issued_at
+                plan,
+                path,
+                scope=r.scope,
+                recipient=r.name,
+                key=key,
+                clock=lambda: issued_at,
+                round_name=round_name,
+                return_by=return_by,
             )
             entries.append(
                 {
@@ -128,6 +150,11 @@ def distribute(
                     "plan_revision": plan.revision,
                     "issued_at": issued_at.isoformat(),
                 }
+                | (
+                    {"round": round_name, "return_by": return_by.isoformat()}
+                    if round_name is not None and return_by is not None
+                    else {}
+                )
             )
             issued.append(
                 issue_line(
@@ -138,6 +165,7 @@ def distribute(
                     plan_revision=plan.revision,
                     time=issued_at.isoformat(),
                 )
+                | ({"round": round_name} if round_name is not None else {})
             )
             if progress:
                 progress(r.name)
@@ -173,6 +201,19 @@ def distribute(
         "workbooks": entries,
         "superseded": superseded,
     }
+    if round_name is not None and return_by is not None:
+        manifest["round"] = round_name
+        manifest["return_by"] = return_by.isoformat()
+        issued.append(
+            round_line(
+                round_name,
+                return_by,
+                [line["issue_id"] for line in issued],
+                time=issued_at.isoformat(),
+                revision=plan.revision,
+                outbox=str(outdir),
+            )
+        )
     if plan_path is not None:
         # Recorded before the manifest: a workbook in the outbox is never one the record does not know.
         append_lines(plan_path, issued)

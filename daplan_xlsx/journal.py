@@ -12,7 +12,11 @@
     {"event": "settle", "item", "how", "value", "candidate", "reason", "by"}
     {"event": "undo", "undone", "by"}
     {"event": "publish", "file", "format"}
-    {"event": "issue", "issue_id", "recipient", "scope", "kind", "signed", "checksum", "file"}
+    {"event": "issue", "issue_id", "recipient", "scope", "kind", "signed", "checksum", "file", "round"}
+    {"event": "round", "name", "return_by", "issues", "outbox"}
+    {"event": "mail", "to", "subject", "issue_id", "via", "recipient", "round", "purpose"}
+    {"event": "collect", "file", "sender", "date", "subject", "issue_id", "flagged", "reason", "source",
+     "sha256", "recipient"}
     {"event": "plan", "return", "sha256", "issue_id", "recipient", "field", "old", "new"}
     {"event": "withdraw", "return", "sha256", "issue_id", "recipient", "action_id", "area", "position",
      "action"}
@@ -35,6 +39,18 @@
 - `publish`: `daplan export` published the plan at this revision; the master marks what changed since.
 - `issue`: a workbook was issued (`distribute`, the conflicts workbook): its issue id, recipient, scope,
   kind, whether it was signed and the checksum of its metadata. Returns are checked against it (trust.py).
+  `round` names the reporting round it was issued in, when there is one.
+- `round`: `distribute --round NAME --return-by DATE` issued the workbooks `issues` (their issue ids) in a
+  reporting round due back by `return_by` (ISO date). A re-issue into the same round adds a line of the same
+  `name`: the round's issues are those of all its lines, its return-by date the newest line's (rounds.py).
+- `mail`: an email was sent (`via` "smtp:HOST:PORT"; drafts written to a folder are not journalled): to
+  whom, its subject, the issue id of the workbook attached, the recipient, the round and its `purpose`
+  ("request" or "reminder"). Never a password or a message body.
+- `collect`: `daplan collect` saved a workbook attachment from a saved email into the inbox as `file`:
+  the email's sender, date and subject, the `source` message file, the attachment's `sha256`, the issue id
+  in its metadata ("" when it has none) and the recipient it was issued to. `flagged` is true when the
+  sender is not an address of that recipient (or the workbook is not one this plan issued); `reason` says
+  why. A finding, not a refusal: the return is still merged, or refused, on its own merits.
 - `plan`: the owner's workbook (`daplan apply`) changed a part of the plan outside its actions: `field` is
   `title`, `force`, `classification`, `background`, `overarching_capabilities`, `statuses`, `leads`,
   `glossary` or `areas.ID` (an area's name, key criteria and supporting areas); `old` and `new` are that
@@ -91,6 +107,16 @@ _REQUIRED: dict[str, dict[str, type]] = {
         "checksum": _STR,
         "file": _STR,
     },
+    "round": {"name": _STR, "return_by": _STR, "issues": _LIST},
+    "mail": {"to": _LIST, "subject": _STR, "issue_id": _STR, "via": _STR},
+    "collect": {
+        "file": _STR,
+        "sender": _STR,
+        "date": _STR,
+        "subject": _STR,
+        "issue_id": _STR,
+        "flagged": _BOOL,
+    },
 }
 _OPTIONAL: dict[str, dict[str, type]] = {
     "return": {"issued_at": _STR, "proposals_pending": _INT},
@@ -101,6 +127,10 @@ _OPTIONAL: dict[str, dict[str, type]] = {
     "undo": {"removed": _LIST},
     "plan": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR},
     "withdraw": {"return": _STR, "sha256": _STR, "issue_id": _STR, "recipient": _STR, "reason": _STR},
+    "issue": {"round": _STR},
+    "round": {"outbox": _STR},
+    "mail": {"recipient": _STR, "round": _STR, "purpose": _STR},
+    "collect": {"reason": _STR, "source": _STR, "sha256": _STR, "recipient": _STR},
 }
 _CANDIDATE: dict[str, type] = {"source": _STR, "value": _STR, "recipient": _STR}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from .errors import DaplanError
 from .meta import MetaLimits
 from .model import Plan
 from .reader import open_workbook, read_meta
+from .rounds import due_text
 
 
 def issue_id_of(path: Path, limits: MetaLimits | None = None) -> str | None:
@@ -27,12 +29,25 @@ def issue_id_of(path: Path, limits: MetaLimits | None = None) -> str | None:
 
 
 def status_report(
-    plan: Plan, plan_path: Path, outbox: Path | None = None, inbox: Path | None = None
+    plan: Plan,
+    plan_path: Path,
+    outbox: Path | None = None,
+    inbox: Path | None = None,
+    *,
+    round_name: str | None = None,
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
     """Per recipient of the outbox: issued, returned, merged, open items, outstanding; and the plan's open
-    items per action. Without an outbox, the merged returns come from the journal alone."""
-    from .record import real_plan_path
+    items per action. Without an outbox, the merged returns come from the journal alone.
 
+    With `round_name`, the recipients are those of that reporting round, from the record (the outbox, if
+    given, need not be the round's). A recipient of a round has the round's return-by date and, while
+    outstanding, the days left to it on `today` (negative when late).
+    """
+    from .record import real_plan_path
+    from .rounds import days_left, find_round, round_of_issue, rounds_of
+
+    today = today or dt.datetime.now(dt.timezone.utc).date()
     entries = J.read_journal(J.journal_path(real_plan_path(plan_path)), plan.revision)
     items = O.open_items(entries)
     open_actions = O.open_by_action(entries)
@@ -52,7 +67,18 @@ def status_report(
     for i in items:
         for issued in {str(c.get("issue_id") or "") for c in i.candidates}:
             by_issue[issued] = by_issue.get(issued, 0) + 1
-    if outbox is None:
+    merged = {m.issue_id: m for m in J.merged_returns(entries)}
+    all_rounds = rounds_of(entries)
+    round_summaries = [
+        {
+            "name": r.name,
+            "return_by": r.return_by.isoformat(),
+            "issued": len(r.issues),
+            "merged": sum(1 for i in r.issues if i in merged),
+        }
+        for r in all_rounds
+    ]
+    if outbox is None and round_name is None:
         merged_rows = [
             {
                 "recipient": m.recipient,
@@ -67,10 +93,21 @@ def status_report(
             "plan_id": plan.id,
             "plan_revision": plan.revision,
             "merged_returns": merged_rows,
+            "rounds": round_summaries,
             "open_items": open_items,
             "open_by_action": open_actions,
         }
-    manifest = read_manifest(outbox, plan)
+    chosen = find_round(entries, round_name) if round_name is not None else None
+    if chosen is not None:
+        workbooks, superseded = _round_workbooks(chosen.issues, entries)
+    else:
+        assert outbox is not None
+        manifest = read_manifest(outbox, plan)
+        workbooks = [
+            {**wb, "issued_at": wb.get("issued_at") or manifest.get("issued_at", "")}
+            for wb in manifest["workbooks"]
+        ]
+        superseded = list(manifest.get("superseded", []))
     returned: dict[str, list[str]] = {}
     unmatched: list[str] = []
     if inbox is not None:
@@ -85,17 +122,21 @@ def status_report(
                 unmatched.append(path.name)
             else:
                 returned.setdefault(issue, []).append(path.name)
-    merged = {m.issue_id: m for m in J.merged_returns(entries)}
     pending = _proposals_pending(entries)
+    in_round = round_of_issue(entries)
+    due_of = {r.name: r.return_by for r in all_rounds}
     # Returns of an issue replaced by `distribute --only --force` are shown with the recipient's current one.
     earlier_issues: dict[str, list[str]] = {}
-    for old in manifest.get("superseded", []):
+    for old in superseded:
         earlier_issues.setdefault(old["recipient"], []).extend(returned.get(old["issue_id"], []))
     rows = []
-    for wb in manifest["workbooks"]:
+    for wb in workbooks:
         issue = wb["issue_id"]
         files = returned.get(issue, [])
         m = merged.get(issue)
+        outstanding = not files and m is None
+        name = in_round.get(issue, "")
+        due = due_of.get(name)
         rows.append(
             {
                 "recipient": wb["recipient"],
@@ -103,20 +144,44 @@ def status_report(
                 "issue_id": issue,
                 "actions": len(wb["scope"]),
                 # A recipient re-issued with --only has its own time; older manifests have one for all.
-                "issued_at": wb.get("issued_at") or manifest.get("issued_at", ""),
+                "issued_at": wb.get("issued_at", ""),
+                "round": name,
+                "return_by": due.isoformat() if due else "",
+                "days_left": days_left(due, today) if due and outstanding else None,
                 "returned": files,
                 "returned_earlier_issue": sorted(earlier_issues.get(wb["recipient"], [])),
                 "merged_at": m.time if m else "",
                 "proposals_pending": pending.get(issue, 0),
                 "open_items": by_issue.get(issue, 0),
-                "outstanding": not files and m is None,
+                "outstanding": outstanding,
             }
         )
-    known = {wb["issue_id"] for wb in manifest["workbooks"] + manifest.get("superseded", [])}
-    foreign = sorted(name for issue, names in returned.items() if issue not in known for name in names)
+    known = {wb["issue_id"] for wb in workbooks + superseded}
+    register = {e["issue_id"]: e for e in entries if e["event"] == "issue"}
+    # A return of a workbook issued in another round counts against that round (`--round` shows it there).
+    other_rounds = [
+        {"file": name, "round": in_round[issue], "recipient": register[issue]["recipient"]}
+        for issue, names in sorted(returned.items())
+        if issue not in known and issue in in_round and issue in register
+        for name in names
+    ]
+    counted = known | {i for i in returned if i in in_round and i in register}
+    foreign = sorted(name for issue, names in returned.items() if issue not in counted for name in names)
+    shown = chosen or _round_named(all_rounds, {in_round.get(r["issue_id"], "") for r in rows})
     return {
         "plan_id": plan.id,
         "plan_revision": plan.revision,
+        "round": (
+            {
+                "name": shown.name,
+                "return_by": shown.return_by.isoformat(),
+                "days_left": days_left(shown.return_by, today),
+                "today": today.isoformat(),
+            }
+            if shown is not None
+            else None
+        ),
+        "rounds": round_summaries,
         "recipients": rows,
         "totals": {
             "issued": len(rows),
@@ -127,9 +192,43 @@ def status_report(
             "open_items": len(items),
         },
         "unmatched_files": unmatched + foreign,
+        "other_round_returns": other_rounds,
         "open_items": open_items,
         "open_by_action": open_actions,
     }
+
+
+def _round_named(rounds: list[Any], names: set[str]) -> Any:
+    """The round every row belongs to, when they all belong to one."""
+    names.discard("")
+    if len(names) != 1:
+        return None
+    (name,) = names
+    return next((r for r in rounds if r.name == name), None)
+
+
+def _round_workbooks(
+    issues: list[str], entries: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A round's workbooks from the record: per recipient the newest issue, and the issues it replaced."""
+    register = {e["issue_id"]: e for e in entries if e["event"] == "issue"}
+    latest: dict[str, dict[str, Any]] = {}
+    replaced: list[dict[str, Any]] = []
+    for issue in issues:
+        line = register.get(issue)
+        if line is None:
+            continue
+        wb = {
+            "issue_id": issue,
+            "recipient": line["recipient"],
+            "file": Path(line["file"]).name,
+            "scope": line["scope"],
+            "issued_at": line["time"],
+        }
+        if line["recipient"] in latest:
+            replaced.append(latest[line["recipient"]])
+        latest[line["recipient"]] = wb
+    return list(latest.values()), replaced
 
 
 def _proposals_pending(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -158,16 +257,34 @@ def render_status(report: dict[str, Any]) -> str:
             lines.append(
                 f"{shorten(printable(Path(m['file']).name), 30):<30} {shorten(printable(m['recipient']), 40):<40} {state}"
             )
-        return "\n".join([*lines, *_open_lines(report)])
-    lines = [f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {'Merged (UTC)':<20}"]
+        return "\n".join([*lines, *_round_lines(report), *_open_lines(report)])
+    lines = []
+    shown = report.get("round")
+    if shown:
+        lines.append(
+            f"Round {printable(shown['name'])}: return by {_day(shown['return_by'])} "
+            f"({due_text(shown['days_left']) if shown['days_left'] >= 0 else 'passed, ' + due_text(shown['days_left'])}"
+            f" on {_day(shown['today'])}).\n"
+        )
+    rounds = any(r.get("return_by") for r in report["recipients"])
+    due_head = f"{'Return by':<18}" if rounds else ""
+    lines.append(f"{'Recipient':<40} {'Actions':>7}  {'Returned':<28} {due_head}{'Merged (UTC)':<20}")
     for r in report["recipients"]:
         returned = ", ".join(r["returned"]) or ("-" if not r["outstanding"] else "OUTSTANDING")
+        due = ""
+        if rounds:
+            due = (
+                due_text(r["days_left"])
+                if r.get("days_left") is not None
+                else ("-" if r["return_by"] else "")
+            )
+            due = f"{due:<18}"
         merged = when(r["merged_at"]) if r["merged_at"] else "-"
         if r["open_items"]:
             merged = f"{merged}, {r['open_items']} open"
         lines.append(
             f"{shorten(printable(r['recipient']), 40):<40} {r['actions']:>7}  "
-            f"{shorten(printable(returned), 28):<28} {merged:<20}".rstrip()
+            f"{shorten(printable(returned), 28):<28} {due}{merged:<20}".rstrip()
         )
         if r["returned_earlier_issue"]:
             earlier = printable(", ".join(r["returned_earlier_issue"]))
@@ -177,17 +294,45 @@ def render_status(report: dict[str, Any]) -> str:
                 f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
             )
     t = report["totals"]
+    n_late = sum(1 for r in report["recipients"] if r.get("days_left") is not None and r["days_left"] < 0)
+    late = f" ({n_late} late)" if n_late else ""
     lines.append(
-        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding."
+        f"\n{t['issued']} issued, {t['returned']} returned, {t['merged']} merged, {t['outstanding']} outstanding{late}."
     )
     if t["proposals_pending"]:
         lines.append(
             f"{t['proposals_pending']} proposed new action(s) not yet added: "
             "merge their returns again with --accept-new."
         )
+    for r in report.get("other_round_returns", []):
+        lines.append(
+            f"Returned for round {printable(r['round'])}: {printable(r['file'])} ({printable(r['recipient'])}); "
+            f"see `daplan status PLAN - INBOX --round {printable(r['round'])!r}`"
+        )
     if report["unmatched_files"]:
         lines.append("Not from this outbox: " + printable(", ".join(report["unmatched_files"])))
     return "\n".join([*lines, *_open_lines(report)])
+
+
+def _day(iso: str) -> str:
+    day = dt.date.fromisoformat(iso)
+    return f"{day.day} {day.strftime('%b %Y')}"
+
+
+def _round_lines(report: dict[str, Any]) -> list[str]:
+    """Without an outbox: each reporting round with how many of its workbooks are merged."""
+    if not report.get("rounds"):
+        return []
+    lines = ["", "Rounds:"]
+    for r in report["rounds"]:
+        lines.append(
+            f"  {shorten(printable(r['name']), 30):<30} return by {_day(r['return_by'])}: "
+            f"{r['merged']} of {r['issued']} merged"
+        )
+    lines.append(
+        "Per recipient: `daplan status PLAN --round NAME [INBOX]` or `daplan status PLAN OUTBOX INBOX`."
+    )
+    return lines
 
 
 def _open_lines(report: dict[str, Any]) -> list[str]:

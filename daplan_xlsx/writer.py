@@ -222,11 +222,15 @@ class WorkbookWriter:
         recipient: str,
         issued_at: dt.datetime,
         extras: WorkbookExtras | None = None,
+        round_name: str | None = None,
+        return_by: dt.date | None = None,
     ) -> None:
         import xlsxwriter
 
         self.plan = plan
         self.extras = extras or WorkbookExtras()
+        self.round_name = round_name
+        self.return_by = return_by
         self.marks = self.extras.marks
         self.reading = self.extras.reading
         self.recipient = recipient
@@ -329,13 +333,17 @@ class WorkbookWriter:
             ("Issue reference", issue_id),
             ("Actions in this workbook", f"{len(scope)} on {len(areas)} sheet(s)"),
         ]
+        if self.round_name is not None:
+            facts.insert(5, ("Reporting round", self.round_name))
+        if self.return_by is not None:
+            facts.insert(6, ("Return by", _long_date(self.return_by)))
         row = 2
         for label, value in facts:
             self.text(ws, row, 0, label, self.fmt("label"))
             self.text(ws, row, 1, value, self.fmt("plain"))
             row += 1
         row += 1
-        lines = _owner_instructions(self.extras.instructions) if owner else _instructions()
+        lines = _owner_instructions(self.extras.instructions) if owner else _instructions(self.return_by)
         self.text(ws, row, 0, "How to use it" if owner else "How to fill it in", self.fmt("label"))
         for line in lines:
             self.text(ws, row, 1, line, self.fmt("plain"))
@@ -661,7 +669,11 @@ def _owner_instructions(extra: Sequence[str]) -> list[str]:
     return [f"{n}. {line}" for n, line in enumerate(lines, start=1)]
 
 
-def _instructions() -> list[str]:
+def _long_date(day: dt.date) -> str:
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def _instructions(return_by: dt.date | None = None) -> list[str]:
     lines = [
         "1. Each capability area has its own sheet (tabs at the bottom). Each row is one action.",
         "2. Update the yellow cells: Response (what has been done, what is next), Target, Due, Lead, Status "
@@ -671,8 +683,9 @@ def _instructions() -> list[str]:
         "4. To propose a new action, add a row at the bottom of the table and leave its ID empty.",
     ]
     lines.append(
-        "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner. "
-        "Do not copy your rows into another workbook: the hidden sheet identifies this issue."
+        "5. Save the file as an Excel Workbook (.xlsx), keep its name, and email it back to the plan owner"
+        + (f" by {_long_date(return_by)}" if return_by is not None else "")
+        + ". Do not copy your rows into another workbook: the hidden sheet identifies this issue."
     )
     return lines
 
@@ -691,11 +704,14 @@ def write_workbook(
     extra_sheet: tuple[str, Sequence[str], Sequence[Sequence[str]]] | None = None,
     extras: WorkbookExtras | None = None,
     kind: str = "lead",
+    round_name: str | None = None,
+    return_by: dt.date | None = None,
 ) -> IssueInfo:
     """Write a workbook of `plan` for `recipient` holding the actions in `scope` (all when None).
 
     `extras` lets a caller add sheets and notes (master.write_master adds the owner's Dashboard, Changes
-    sheet and change marks).
+    sheet and change marks); `round_name` and `return_by` put the reporting round and its return-by date on
+    the About sheet.
     """
     target = Path(path)
     if target.is_dir():
@@ -726,7 +742,7 @@ def write_workbook(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = WorkbookWriter(plan, tmp, recipient, issued_at, extras)
+    writer = WorkbookWriter(plan, tmp, recipient, issued_at, extras, round_name, return_by)
     try:
         with warnings.catch_warnings():
             # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.

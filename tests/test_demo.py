@@ -20,21 +20,35 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", str(folder)])
     assert result.exit_code == 0, result.output
     out = result.output
-    for n in range(1, 15):
+    for n in range(1, 17):
         assert f"== {n}. " in out
     for command in (
         "validate",
         "edit",
         "apply",
         "distribute",
+        "collect",
         "diff",
         "merge",
         "status",
+        "chase",
         "build",
         "export",
         "report",
     ):
         assert f"$ daplan {command} " in out
+    # The round by email: a draft per lead, one reply collected from a saved email, reminders for the rest.
+    assert "--round" in out and "--mail" in out
+    drafts = sorted(p.name for p in (folder / "drafts").iterdir())
+    # One per lead with an address: the role the owner added in the owner's workbook has none yet, and is
+    # listed rather than drafted.
+    addressed = [lead for lead in load_plan(folder / "plan.yaml").leads if lead.email]
+    assert len(drafts) == len(addressed) and all(d.endswith(".eml") for d in drafts)
+    assert [p.suffix for p in (folder / "saved-mail").iterdir()] == [".eml"]
+    assert "1 workbook(s) saved" in out
+    reminded = sorted(p.name for p in (folder / "reminders").iterdir())
+    assert reminded and all(r.startswith("reminder-") for r in reminded)
+    assert not any(e.recipient.lower().replace(" ", "-") in r for e in SAMPLE_EDITS for r in reminded)
 
     plan = load_plan(folder / "plan.yaml")
     assert plan.revision == 3  # the owner's edits, then the merge
@@ -68,7 +82,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     html = (folder / "plan.html").read_text(encoding="utf-8")
     assert plan.title in html
     # It ends with the board report, recorded as a publication like the export.
-    assert "== 14. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
+    assert "== 16. The board report ==" in out and (folder / "board.pdf").read_bytes().startswith(b"%PDF-")
     publications = [
         e for e in J.read_journal(J.journal_path(folder / "plan.yaml"), 3) if e["event"] == "publish"
     ]

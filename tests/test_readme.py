@@ -80,16 +80,14 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
     runner = CliRunner()
     commands = _workflow()
     assert [c[0] for c in commands] == [
-        "new", "edit", "apply", "validate", "build", "distribute", "diff", "merge", "status", "build", "export", "report",
-        "import",
+        "new", "edit", "apply", "validate", "build", "distribute", "collect", "diff", "merge", "status", "chase",
+        "build", "export", "report", "import",
     ]  # fmt: skip
     for args in commands:
         if args[0] == "apply":  # the owner lists the lead roles and gives each action its lead, in Excel
             _assign_leads(Path("owner.xlsx"))
-        if args[0] == "diff":  # the leads return their workbooks, one with an edit
-            Path("inbox").mkdir()
-            for issued in Path("outbox").glob("*.xlsx"):
-                shutil.copy(issued, Path("inbox") / issued.name)
+        if args[0] == "collect":  # the leads reply with their workbooks attached; the owner saves the replies
+            _save_replies(Path("outbox"), Path("saved-mail"))
         if args[0] == "import":  # an existing spreadsheet plan: here, the master just built
             shutil.copy("master.xlsx", "old-plan.xlsx")
         expanded = [m for a in args for m in (sorted(glob.glob(a)) if "*" in a else [a])]
@@ -107,13 +105,33 @@ def test_the_workflow_runs_as_written(tmp_path: Path, monkeypatch: pytest.Monkey
         assert Path(made).is_file(), made
 
 
+def _address(lead: str) -> str:
+    return lead.lower().replace(" ", ".") + "@force.example"
+
+
+def _save_replies(outbox: Path, folder: Path) -> None:
+    """Each lead's reply, with the workbook issued to them attached, saved as .eml."""
+    import json
+    from email.message import EmailMessage
+
+    folder.mkdir()
+    for wb in json.loads((outbox / "manifest.json").read_text(encoding="utf-8"))["workbooks"]:
+        msg = EmailMessage()
+        msg["From"] = _address(wb["recipient"])
+        msg["Subject"] = "RE: the action plan"
+        msg.set_content("Attached.")
+        data = (outbox / wb["file"]).read_bytes()
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=wb["file"])
+        (folder / (Path(wb["file"]).stem + ".eml")).write_bytes(bytes(msg))
+
+
 def _assign_leads(owner: Path) -> None:
     from owner_edit import OwnerBook
 
     book = OwnerBook(owner)
     leads = ["Head of Protect", "Head of Managing People and Places", "Area Commanders"]
     for name in leads:
-        book.add("Leads", {"Role": name})
+        book.add("Leads", {"Role": name, "Email": _address(name)})
     for i, (_, action) in enumerate(load_plan(Path("plan.yaml")).iter_actions()):
         book.action(action.id, "Lead", leads[i % len(leads)])
     book.apply_openpyxl(owner)

@@ -31,6 +31,9 @@ ROW_KEYS = {
     "issue_id",
     "actions",
     "issued_at",
+    "round",  # the reporting round ("" outside one), its return-by date and the days left while outstanding
+    "return_by",
+    "days_left",
     "returned",
     "returned_earlier_issue",
     "merged_at",
