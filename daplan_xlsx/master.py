@@ -21,6 +21,7 @@ from . import layout as L
 from .model import EXCEL_CELL_LIMIT, Action, Area, Plan
 from .openitems import OpenItem, candidate_label, open_items
 from .record import real_plan_path
+from .rounds import status_counts_by_round
 from .writer import (
     Clock,
     IssueInfo,
@@ -63,6 +64,8 @@ class MasterContent:
     marks: dict[tuple[str, str], str] = field(default_factory=dict)  # (action id, field) -> comment
     returns: dict[str, Any] | None = None  # status.status_report, when a distribution exists
     open_items: list[OpenItem] = field(default_factory=list)  # awaiting the owner
+    # (round, actions per status) when each reporting round was issued, then now; empty without rounds
+    by_round: list[tuple[str, dict[str, int]]] = field(default_factory=list)
 
 
 def _closed_names(plan: Plan) -> list[str]:
@@ -118,6 +121,7 @@ def master_content(
         marks=change_marks(entries, published),
         returns=returns,
         open_items=open_items(entries),
+        by_round=status_counts_by_round(plan, entries),
     )
 
 
@@ -303,6 +307,7 @@ class DashboardWriter:
         # Printed, the chart starts a page of its own rather than being cut in two under the table.
         ws.set_h_pagebreaks([note_row + 1])
         row = self.chart(first, last, note_row + 2)
+        row = self.rounds(row + 1)
         row = self.past_due(row + 1)
         row = self.open_items(row + 1)
         if self.content.returns is not None:
@@ -344,6 +349,48 @@ class DashboardWriter:
         chart.set_size({"width": 980, "height": height})
         checked(ws.insert_chart(row, 0, chart, {"x_offset": 4, "y_offset": 4}), "the dashboard chart")
         return row + int(height / 20) + 2
+
+    def rounds(self, row: int) -> int:
+        """Status counts as they stood at each reporting round, and now, with a chart: is it getting better."""
+        by_round = self.content.by_round
+        if not by_round:
+            return row
+        w, ws = self.w, self.ws
+        statuses = [s.name for s in self.plan.statuses]
+        w.text(ws, row, 0, "Status at each reporting round", w.fmt("dash_section"))
+        row += 1
+        header = row
+        w.text(ws, header, 0, "Round", w.fmt("header"))
+        for j, name in enumerate(statuses, start=1):
+            w.text(ws, header, j, name, w.fmt("header"))
+        for i, (name, counts) in enumerate(by_round, start=1):
+            w.text(ws, header + i, 0, name, w.fmt("dash_cell"))
+            for j, status in enumerate(statuses, start=1):
+                w.number(ws, header + i, j, counts.get(status, 0), "dash_count")
+        first, last = header + 1, header + len(by_round)
+        chart = w.wb.add_chart({"type": "column", "subtype": "stacked"})
+        sheet = L.DASHBOARD_SHEET
+        for j, vocab in enumerate(self.plan.statuses, start=1):
+            chart.add_series(
+                {
+                    "name": [sheet, header, j],
+                    "categories": [sheet, first, 0, last, 0],
+                    "values": [sheet, first, j, last, j],
+                    "fill": {"color": vocab.colour},
+                    "border": {"color": "#FFFFFF"},
+                    "gap": 60,
+                }
+            )
+        chart.set_title({"name": "Actions by status at each reporting round", "name_font": {"size": 13}})
+        chart.set_x_axis({"num_font": {"size": 11}})
+        chart.set_y_axis({"name": "Actions", "name_font": {"size": 11}, "num_font": {"size": 11}})
+        chart.set_legend({"position": "bottom", "font": {"size": 11}})
+        chart.set_chartarea({"border": {"none": True}})
+        height = 360
+        chart.set_size({"width": 980, "height": height})
+        at = last + 2
+        checked(ws.insert_chart(at, 0, chart, {"x_offset": 4, "y_offset": 4}), "the chart of rounds")
+        return at + int(height / 20) + 2
 
     def past_due(self, row: int) -> int:
         w, ws, plan = self.w, self.ws, self.plan

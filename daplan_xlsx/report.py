@@ -32,6 +32,7 @@ from .model import Action, Area, Plan
 from .openitems import open_items
 from .pages import TEMPLATE_FOLDER, check_template_dir, render
 from .record import append_lines, check_output, real_plan_path
+from .rounds import state_at
 from .writer import contrast_colour
 
 SUFFIXES = {".pdf": "pdf", ".html": "html", ".htm": "html"}
@@ -62,30 +63,9 @@ class Point:
 # -- the record's history ------------------------------------------------------------------------------------
 
 
-def rounds(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def rounds(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:  # the lines; rounds.rounds_of merges them
     """The distribution rounds on record, oldest first."""
     return [e for e in entries if e.get("event") == "round" and str(e.get("name", "")).strip()]
-
-
-def state_at(
-    plan: Plan, entries: Sequence[dict[str, Any]], revision: int
-) -> dict[str, tuple[str, dt.date | None]]:
-    """Each action's (status, due) as the plan stood at `revision`: the later changes taken back."""
-    state: dict[str, tuple[str, dt.date | None]] = {a.id: (a.status, a.due) for _, a in plan.iter_actions()}
-    for e in reversed(entries):
-        if int(e.get("revision", 0)) <= revision:
-            continue
-        action_id = str(e.get("action_id", ""))
-        if e.get("event") == "add":
-            state.pop(action_id, None)
-        elif e.get("event") == "change" and action_id in state:
-            status, due = state[action_id]
-            old = str(e.get("old") or "")
-            if e.get("field") == "status":
-                state[action_id] = (old, due)
-            elif e.get("field") == "due":
-                state[action_id] = (status, _date(old))
-    return state
 
 
 def _date(text: str) -> dt.date | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DaplanError
+from .model import Plan
 
 ROUND_NAME_MAX = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -134,3 +135,59 @@ def due_text(days: int) -> str:
 def long_date(day: dt.date) -> str:
     """`20 March 2027`: how a date reads in an email and on a workbook's cover."""
     return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def state_at(
+    plan: Plan, entries: Sequence[dict[str, Any]], revision: int
+) -> dict[str, tuple[str, dt.date | None]]:
+    """Each action's (status, due) as the plan stood at `revision`: the later changes taken back (actions
+    added since left out, actions withdrawn since put back)."""
+    state: dict[str, tuple[str, dt.date | None]] = {a.id: (a.status, a.due) for _, a in plan.iter_actions()}
+    for e in reversed(entries):
+        if int(e.get("revision", 0)) <= revision:
+            continue
+        action_id = str(e.get("action_id", ""))
+        if e.get("event") == "add":
+            state.pop(action_id, None)
+        elif e.get("event") == "withdraw":
+            state[action_id] = _withdrawn_state(e)
+        elif e.get("event") == "change" and action_id in state:
+            status, due = state[action_id]
+            old = str(e.get("old") or "")
+            if e.get("field") == "status":
+                state[action_id] = (old, due)
+            elif e.get("field") == "due":
+                state[action_id] = (status, _iso_date(old))
+    return state
+
+
+def _iso_date(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text[:10]) if text else None
+    except ValueError:
+        return None
+
+
+def _withdrawn_state(entry: dict[str, Any]) -> tuple[str, dt.date | None]:
+    """The status and due date a withdrawn action had, from its `withdraw` line (the action as data)."""
+    action = entry["action"]
+    return (str(action.get("status") or ""), _iso_date(str(action.get("due") or "")))
+
+
+def status_counts_by_round(plan: Plan, entries: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, int]]]:
+    """(round name, actions per status) as the plan stood when each round was issued, then ("Now", ...)."""
+    out = []
+    for r in rounds_of(entries):
+        state = state_at(plan, entries, r.revision)
+        out.append((r.name, _counts(plan, state)))
+    if out:
+        out.append(("Now", _counts(plan, state_at(plan, entries, plan.revision))))
+    return out
+
+
+def _counts(plan: Plan, state: dict[str, tuple[str, dt.date | None]]) -> dict[str, int]:
+    counts = {s.name: 0 for s in plan.statuses}
+    for status, _ in state.values():
+        if status in counts:
+            counts[status] += 1
+    return counts

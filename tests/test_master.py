@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import subprocess
 import zipfile
@@ -419,3 +420,42 @@ def test_status_fills_meet_aa_contrast_on_the_dashboard(tmp_path: Path) -> None:
         assert contrast_ratio(fill, text) >= 4.5, (cell.value, fill, text)
     for status in plan.statuses:
         assert contrast_ratio(status.colour, contrast_colour(status.colour)) >= 4.5
+
+
+def test_the_dashboard_charts_status_at_each_round(tmp_path: Path) -> None:
+    """Two reporting rounds with a merge between them: the Dashboard lists the counts as they stood at each
+    round and now, and draws them as a native chart."""
+    import zipfile
+
+    from click.testing import CliRunner
+    from returns import ReturnEditor
+
+    from daplan_xlsx.cli import cli
+    from daplan_xlsx.planfile import save_plan
+
+    def run(*args: object) -> None:
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+
+    plan_path = tmp_path / "plan.yaml"
+    save_plan(make_plan(), plan_path)
+    run("distribute", plan_path, "-o", tmp_path / "q1", "--round", "2027 Q1", "--return-by", "2027-03-20")
+    manifest = json.loads((tmp_path / "q1" / "manifest.json").read_text(encoding="utf-8"))
+    ac = next(w for w in manifest["workbooks"] if w["recipient"] == "Area Commanders")
+    ret = ReturnEditor(tmp_path / "q1" / ac["file"]).set("IC-1", "status", "Complete").save(tmp_path / "r.xlsx")
+    run("merge", plan_path, ret)
+    run("distribute", plan_path, "-o", tmp_path / "q2", "--round", "2027 Q2", "--return-by", "2027-06-20")
+    out = tmp_path / "master.xlsx"
+    run("build", plan_path, "-o", out)
+    ws = openpyxl.load_workbook(out)[L.DASHBOARD_SHEET]
+    rows = [[c for c in r] for r in ws.iter_rows(values_only=True)]
+    at = next(i for i, r in enumerate(rows) if r[0] == "Status at each reporting round")
+    header = rows[at + 1]
+    complete = header.index("Complete")
+    table = {r[0]: r[complete] for r in rows[at + 2 : at + 5]}
+    # IC-1 was completed between the rounds.
+    assert table["2027 Q2"] == table["2027 Q1"] + 1 == table["Now"]
+    with zipfile.ZipFile(out) as z:
+        charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+        assert len(charts) == 2
+        assert any(b"Actions by status at each reporting round" in z.read(n) for n in charts)
