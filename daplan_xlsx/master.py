@@ -21,7 +21,7 @@ from . import layout as L
 from .model import EXCEL_CELL_LIMIT, Action, Area, Plan
 from .openitems import OpenItem, candidate_label, open_items
 from .record import real_plan_path
-from .rounds import status_counts_by_round
+from .rounds import rounds_of, state_at, status_counts_by_round
 from .writer import (
     Clock,
     IssueInfo,
@@ -115,14 +115,37 @@ def master_content(
         from .status import status_report
 
         returns = status_report(plan, plan_path, outbox, inbox)
+    marks = change_marks(entries, published)
+    for key, note in round_marks(plan, entries).items():
+        marks[key] = f"{marks[key]}\n{note}" if key in marks else note
     return MasterContent(
         as_of=today,
         changes=changes,
-        marks=change_marks(entries, published),
+        marks=marks,
         returns=returns,
         open_items=open_items(entries),
         by_round=status_counts_by_round(plan, entries),
     )
+
+
+def round_marks(plan: Plan, entries: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """A note on the Last updated cell of each action whose status moved since the latest reporting round was
+    issued, giving the status it had then (one note per moved action, not one per action: a plan of
+    20,000 actions would otherwise carry 20,000 notes)."""
+    found = rounds_of(entries)
+    if not found:
+        return {}
+    last = found[-1]
+    then = state_at(plan, entries, last.revision)
+    marks = {}
+    for _, action in plan.iter_actions():
+        if action.id not in then:
+            marks[(action.id, "updated")] = f"Added since round {last.name}."
+            continue
+        status = then[action.id][0] or "(none)"
+        if status != action.status:
+            marks[(action.id, "updated")] = f"Status at round {last.name}: {status} (now {action.status})."
+    return marks
 
 
 def change_marks(

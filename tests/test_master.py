@@ -442,20 +442,38 @@ def test_the_dashboard_charts_status_at_each_round(tmp_path: Path) -> None:
     run("distribute", plan_path, "-o", tmp_path / "q1", "--round", "2027 Q1", "--return-by", "2027-03-20")
     manifest = json.loads((tmp_path / "q1" / "manifest.json").read_text(encoding="utf-8"))
     ac = next(w for w in manifest["workbooks"] if w["recipient"] == "Area Commanders")
-    ret = ReturnEditor(tmp_path / "q1" / ac["file"]).set("IC-1", "status", "Complete").save(tmp_path / "r.xlsx")
+    ret = (
+        ReturnEditor(tmp_path / "q1" / ac["file"]).set("IC-1", "status", "Complete").save(tmp_path / "r.xlsx")
+    )
     run("merge", plan_path, ret)
     run("distribute", plan_path, "-o", tmp_path / "q2", "--round", "2027 Q2", "--return-by", "2027-06-20")
+    manifest = json.loads((tmp_path / "q2" / "manifest.json").read_text(encoding="utf-8"))
+    ac = next(w for w in manifest["workbooks"] if w["recipient"] == "Area Commanders")
+    ret2 = (
+        ReturnEditor(tmp_path / "q2" / ac["file"])
+        .set("IC-1", "status", "Embedded")
+        .save(tmp_path / "r2.xlsx")
+    )
+    run("merge", plan_path, ret2)
     out = tmp_path / "master.xlsx"
     run("build", plan_path, "-o", out)
     ws = openpyxl.load_workbook(out)[L.DASHBOARD_SHEET]
-    rows = [[c for c in r] for r in ws.iter_rows(values_only=True)]
+    rows = [list(r) for r in ws.iter_rows(values_only=True)]
     at = next(i for i, r in enumerate(rows) if r[0] == "Status at each reporting round")
     header = rows[at + 1]
-    complete = header.index("Complete")
-    table = {r[0]: r[complete] for r in rows[at + 2 : at + 5]}
-    # IC-1 was completed between the rounds.
-    assert table["2027 Q2"] == table["2027 Q1"] + 1 == table["Now"]
+    table = {r[0]: (r[header.index("Complete")], r[header.index("Embedded")]) for r in rows[at + 2 : at + 5]}
+    # IC-1 was completed between the rounds, then embedded after the second.
+    (c1, e1), (c2, e2), (cn, en) = table["2027 Q1"], table["2027 Q2"], table["Now"]
+    assert (c2, e2) == (c1 + 1, e1) and (cn, en) == (c1, e1 + 1)
     with zipfile.ZipFile(out) as z:
         charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
         assert len(charts) == 2
         assert any(b"Actions by status at each reporting round" in z.read(n) for n in charts)
+    # The Last updated cell of IC-1 says what its status was at the latest round.
+    updated = L.column_letter(L.column_index("updated"))
+    notes = [
+        text
+        for (sheet, cell), text in _comments(out).items()
+        if sheet == "Initial Contact" and cell[0] == updated
+    ]
+    assert notes and "Status at round 2027 Q2: Complete (now Embedded)." in notes[0]
