@@ -342,18 +342,7 @@ class DashboardWriter:
     def chart(self, first: int, last: int, row: int) -> int:
         w, ws = self.w, self.ws
         chart = w.wb.add_chart({"type": "bar", "subtype": "stacked"})
-        sheet = L.DASHBOARD_SHEET
-        for j, status in enumerate(self.plan.statuses, start=1):
-            chart.add_series(
-                {
-                    "name": [sheet, _TABLE_HEADER, j],
-                    "categories": [sheet, first, 0, last, 0],
-                    "values": [sheet, first, j, last, j],
-                    "fill": {"color": status.colour},
-                    "border": {"color": "#FFFFFF"},
-                    "gap": 60,
-                }
-            )
+        self.status_series(chart, _TABLE_HEADER, first, last)
         # Chart text is 11 pt or more, so it still reads at 8 pt or more when the sheet is shrunk to print.
         chart.set_title({"name": "Actions by capability area and status", "name_font": {"size": 13}})
         # A bar chart draws its first category at the bottom; reversed, the areas read in plan order.
@@ -372,6 +361,22 @@ class DashboardWriter:
         chart.set_size({"width": 980, "height": height})
         checked(ws.insert_chart(row, 0, chart, {"x_offset": 4, "y_offset": 4}), "the dashboard chart")
         return row + int(height / 20) + 2
+
+    def status_series(self, chart: Any, header: int, first: int, last: int) -> None:
+        """One series per status, in its colour, over a table of the Dashboard: categories in column A from
+        row `first` to `last`, a status per column from B, named by the `header` row."""
+        sheet = L.DASHBOARD_SHEET
+        for j, status in enumerate(self.plan.statuses, start=1):
+            chart.add_series(
+                {
+                    "name": [sheet, header, j],
+                    "categories": [sheet, first, 0, last, 0],
+                    "values": [sheet, first, j, last, j],
+                    "fill": {"color": status.colour},
+                    "border": {"color": "#FFFFFF"},
+                    "gap": 60,
+                }
+            )
 
     def rounds(self, row: int) -> int:
         """Status counts as they stood at each reporting round, and now, with a chart: is it getting better."""
@@ -392,18 +397,7 @@ class DashboardWriter:
                 w.number(ws, header + i, j, counts.get(status, 0), "dash_count")
         first, last = header + 1, header + len(by_round)
         chart = w.wb.add_chart({"type": "column", "subtype": "stacked"})
-        sheet = L.DASHBOARD_SHEET
-        for j, vocab in enumerate(self.plan.statuses, start=1):
-            chart.add_series(
-                {
-                    "name": [sheet, header, j],
-                    "categories": [sheet, first, 0, last, 0],
-                    "values": [sheet, first, j, last, j],
-                    "fill": {"color": vocab.colour},
-                    "border": {"color": "#FFFFFF"},
-                    "gap": 60,
-                }
-            )
+        self.status_series(chart, header, first, last)
         chart.set_title({"name": "Actions by status at each reporting round", "name_font": {"size": 13}})
         chart.set_x_axis({"num_font": {"size": 11}})
         chart.set_y_axis({"name": "Actions", "name_font": {"size": 11}, "num_font": {"size": 11}})

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 import uuid
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,6 @@ from . import layout as L
 from .errors import WorkbookWriteError
 from .meta import build_meta
 from .model import Action, Area, Plan
-from .planfile import new_file_mode
 from .writer import (
     AREA_VALIDATIONS,
     Clock,
@@ -38,6 +35,7 @@ from .writer import (
     checked,
     lines_needed,
     utc_now,
+    written_in_place,
 )
 
 OWNER_RECIPIENT = "Plan owner"
@@ -414,51 +412,33 @@ def write_owner_workbook(
     meta.kind = "owner"
     meta.attach_document(plan_document(plan))
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    writer = WorkbookWriter(plan, tmp, OWNER_RECIPIENT, issued_at)
-    owner = OwnerWriter(writer)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            try:
-                writer.define_formats()
-                writer.set_properties()
-                owner.about(issue)
-                owner.plan_sheet()
-                leads_last = owner.register_sheet(
-                    LEADS_TABLE, [{"name": x.name, "email": x.email, "notes": x.notes} for x in plan.leads]
-                )
-                statuses_last = owner.register_sheet(
-                    STATUSES_TABLE,
-                    [
-                        {
-                            "name": s.name,
-                            "colour": s.colour,
-                            "meaning": s.meaning,
-                            "closed": closed_text(s.closed),
-                        }
-                        for s in plan.statuses
-                    ],
-                )
-                owner.areas_sheet()
-                for area in plan.areas:
-                    owner.area_sheet(area)
-                owner.register_sheet(
-                    GLOSSARY_TABLE, [{"term": g.term, "definition": g.definition} for g in plan.glossary]
-                )
-                owner.defined_names(leads_last, statuses_last)
-                writer.meta_sheet(meta, key)
-            except UserWarning as exc:
-                raise WorkbookWriteError(
-                    f"xlsxwriter refused part of the workbook: {exc}", file=target
-                ) from exc
-            writer.close()
-        os.chmod(tmp, new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        writer.wb.fileclosed = True
-        tmp.unlink(missing_ok=True)
-        raise
+    with written_in_place(target, lambda tmp: WorkbookWriter(plan, tmp, OWNER_RECIPIENT, issued_at)) as writer:
+        owner = OwnerWriter(writer)
+        writer.define_formats()
+        writer.set_properties()
+        owner.about(issue)
+        owner.plan_sheet()
+        leads_last = owner.register_sheet(
+            LEADS_TABLE, [{"name": x.name, "email": x.email, "notes": x.notes} for x in plan.leads]
+        )
+        statuses_last = owner.register_sheet(
+            STATUSES_TABLE,
+            [
+                {
+                    "name": s.name,
+                    "colour": s.colour,
+                    "meaning": s.meaning,
+                    "closed": closed_text(s.closed),
+                }
+                for s in plan.statuses
+            ],
+        )
+        owner.areas_sheet()
+        for area in plan.areas:
+            owner.area_sheet(area)
+        owner.register_sheet(
+            GLOSSARY_TABLE, [{"term": g.term, "definition": g.definition} for g in plan.glossary]
+        )
+        owner.defined_names(leads_last, statuses_last)
+        writer.meta_sheet(meta, key)
     return IssueInfo(target, issue, OWNER_RECIPIENT, scope, issued_at, meta)

@@ -8,12 +8,13 @@ truncated string only that way.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -690,6 +691,33 @@ def _instructions(return_by: dt.date | None = None) -> list[str]:
     return lines
 
 
+@contextlib.contextmanager
+def written_in_place(target: Path, make: Callable[[Path], WorkbookWriter]) -> Iterator[WorkbookWriter]:
+    """A writer on a temporary file beside `target`, renamed into place when the block ends well.
+
+    A failure never leaves half a workbook, and xlsxwriter's warnings (it only warns when it drops a
+    validation or truncates text) are errors here.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = make(tmp)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                yield writer
+            except UserWarning as exc:
+                raise WorkbookWriteError(f"xlsxwriter refused part of the workbook: {exc}", file=target) from exc
+            writer.close()
+        os.chmod(tmp, new_file_mode(target))
+        os.replace(tmp, target)
+    except BaseException:
+        writer.wb.fileclosed = True  # nothing more to write; keeps xlsxwriter from warning at exit
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 # A large workbook is millions of short-lived objects: the collector runs once after, not all through.
 @collector.paused()
 def write_workbook(
@@ -738,39 +766,21 @@ def write_workbook(
     meta = build_meta(plan, ordered_scope, recipient, issue, issued_at)
     meta.kind = kind
 
-    # Written beside the target and renamed into place, so a failure never leaves half a workbook.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp.xlsx", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    writer = WorkbookWriter(plan, tmp, recipient, issued_at, extras, round_name, return_by)
-    try:
-        with warnings.catch_warnings():
-            # xlsxwriter only warns when it drops a validation or truncates text; here that is an error.
-            warnings.simplefilter("error")
-            try:
-                writer.define_formats()
-                writer.set_properties()
-                if writer.extras.first_sheets is not None:
-                    writer.extras.first_sheets(writer, sheets)
-                writer.about_sheet(ordered_scope, sheets, issue)
-                if extra_sheet is not None:
-                    writer.table_sheet(*extra_sheet)
-                for area, actions in sheets:
-                    writer.area_sheet(area, actions)
-                writer.glossary_sheet()
-                if writer.extras.last_sheets is not None:
-                    writer.extras.last_sheets(writer)
-                writer.lists_sheet()
-                writer.meta_sheet(meta, key)
-            except UserWarning as exc:
-                raise WorkbookWriteError(
-                    f"xlsxwriter refused part of the workbook: {exc}", file=target
-                ) from exc
-            writer.close()
-        os.chmod(tmp, new_file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        writer.wb.fileclosed = True  # nothing more to write; keeps xlsxwriter from warning at exit
-        tmp.unlink(missing_ok=True)
-        raise
+    with written_in_place(
+        target, lambda tmp: WorkbookWriter(plan, tmp, recipient, issued_at, extras, round_name, return_by)
+    ) as writer:
+        writer.define_formats()
+        writer.set_properties()
+        if writer.extras.first_sheets is not None:
+            writer.extras.first_sheets(writer, sheets)
+        writer.about_sheet(ordered_scope, sheets, issue)
+        if extra_sheet is not None:
+            writer.table_sheet(*extra_sheet)
+        for area, actions in sheets:
+            writer.area_sheet(area, actions)
+        writer.glossary_sheet()
+        if writer.extras.last_sheets is not None:
+            writer.extras.last_sheets(writer)
+        writer.lists_sheet()
+        writer.meta_sheet(meta, key)
     return IssueInfo(target, issue, recipient, ordered_scope, issued_at, meta)
