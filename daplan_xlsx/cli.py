@@ -620,13 +620,30 @@ def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
                 ]
             )
     if info is None:
-        click.echo("No open items on record: nothing to settle, no workbook written.")
-        sys.exit(EXIT_ATTENTION if items else EXIT_OK)
-    actions = len({i.action_id for i in items})
+        if not items:
+            click.echo("No open items on record: nothing to settle, no workbook written.")
+            return
+        click.echo(
+            f"{len(items)} open item(s), none about an action in the plan (proposed new rows, or actions "
+            "withdrawn since), so no workbook was written. Add proposals with `daplan merge --accept-new`, or "
+            "settle each with `daplan resolve PLAN ID FIELD --take current --reason TEXT`:"
+        )
+        for item in items:
+            click.echo(f"  {printable(item.action_id)} {item.field}: {printable(item.reason)[:90]}")
+        sys.exit(EXIT_ATTENTION)
+    in_plan = set(p.action_index())
+    shown = [i for i in items if i.action_id in in_plan]
+    actions = len({i.action_id for i in shown})
     click.echo(
-        f"Wrote {output}: {len(items)} open item(s) on {actions} action(s). Settle the yellow cells, then: "
+        f"Wrote {output}: {len(shown)} open item(s) on {actions} action(s). Settle the yellow cells, then: "
         f"daplan merge {plan} {output}"
     )
+    others = len(items) - len(shown)
+    if others:
+        click.echo(
+            f"{others} more open item(s) are about proposed new rows or withdrawn actions: see `daplan status "
+            f"{plan}`, then `daplan merge --accept-new` or `daplan resolve ... --take current --reason TEXT`."
+        )
 
 
 @cli.command()

@@ -189,16 +189,25 @@ def read_journal(path: Path, plan_revision: int, *, include_undone: bool = False
     """
     if not path.exists():
         return []
+    if not path.is_file():  # a folder, a pipe or a device would hang or fail every command
+        raise damaged(path, 0, "it is not an ordinary file")
     out = []
     with path.open(encoding="utf-8", errors="surrogateescape") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            if not line.endswith("\n"):
+                # A last line cut short by a crash was never committed; anything else must read whole.
+                try:
+                    json.loads(line)
+                except (ValueError, RecursionError):
+                    break
             try:
                 entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if not line.endswith("\n"):
-                    break  # a last line cut short by a crash: never committed
+                # Every text must be one the journal can write back: no byte that is not UTF-8, no lone
+                # surrogate from a `\ud800` escape.
+                json.dumps(entry, ensure_ascii=False).encode("utf-8")
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limits, nesting
                 raise damaged(path, n, "it is not valid JSON") from exc
             problem = line_problem(entry)
             if problem is not None:
@@ -209,8 +218,9 @@ def read_journal(path: Path, plan_revision: int, *, include_undone: bool = False
 
 
 def damaged(path: Path, line: int, problem: str) -> PlanFileError:
+    where = f" at line {line}" if line else ""
     return PlanFileError(
-        f"the plan's journal is damaged at line {line}: {problem}",
+        f"the plan's journal is damaged{where}: {problem}",
         file=path,
         hint="restore the journal from a backup or version control (or delete that one line if you know it "
         "was added by hand), then run the command again",

@@ -236,9 +236,8 @@ def merge_returns(
     for e in entries:
         if e["event"] == "open":
             e["item"] = next(ids)
-    for e, item in zip(
-        (e for e in entries if e["event"] == "open"), (i for i in items if _opens(i)), strict=True
-    ):
+    opened = (e for e in entries if e["event"] == "open" and e["kind"] != "proposal")
+    for e, item in zip(opened, (i for i in items if _opens(i)), strict=True):
         item.item = e["item"]
     warnings += [
         f"{d.action_id}: the {len(d.candidates)} {_field_name(d.field)} texts combined were longer than a "
@@ -335,6 +334,7 @@ def _journal_lines(
     for item in items:
         if _opens(item):
             entries.append(_open_line(item, stamp))
+    entries += _proposal_lines(plan, c, summary, stamp)
     new_ids = {new_id for _, _, new_id in c.proposals if new_id}
     added = {a.id: (area.id, a) for area, a in new_plan.iter_actions() if a.id in new_ids} if new_ids else {}
     for source, proposal, new_id in c.proposals:
@@ -359,6 +359,70 @@ def _journal_lines(
             }
         )
     return entries
+
+
+def proposal_id(plan: Plan, sheet: str, row: int, sha256: str) -> str:
+    """How an open proposed row is named on record: its area, `new`, its row and its return's first digits
+    (`MV-new7-3fa2c1`), unique across returns and never an action's id (those have no `new` part)."""
+    area = next((a.id for a in plan.areas if a.sheet == sheet), "NEW")
+    return f"{area}-new{row}-{sha256[:6]}"
+
+
+def _proposal_lines(
+    plan: Plan, c: _Collected, summary: dict[str, ReturnSummary], stamp: str
+) -> list[dict[str, Any]]:
+    """Open items for the proposed rows a merge leaves unadded, and settlements for the ones it adds: a
+    proposal is on record until it is added (`--accept-new`) or declined (`daplan resolve ... --take
+    current --reason ...`)."""
+    lines: list[dict[str, Any]] = []
+    open_now = {i.action_id: i for i in c.open if i.kind == "proposal"}
+    for source, proposal, new_id in c.proposals:
+        ret = summary[source]
+        pid = proposal_id(plan, proposal.sheet, proposal.row, ret.sha256)
+        if new_id:
+            if pid in open_now:
+                lines.append(
+                    O.settle_line(
+                        open_now[pid],
+                        revision=0,
+                        time=stamp,
+                        how="accepted",
+                        value=new_id,
+                        candidate=source,
+                        reason=f"added as {new_id} with --accept-new",
+                        by=O.who(),
+                    )
+                )
+            continue
+        if not ret.accepted or pid in open_now:
+            continue  # already on record from the merge that first read it
+        lines.append(
+            {
+                "event": "open",
+                "time": stamp,
+                "revision": 0,
+                "item": "",
+                "kind": "proposal",
+                "action_id": pid,
+                "field": "action",
+                "base": "",
+                "current": "",
+                "reason": f"a new action proposed on {proposal.sheet} row {proposal.row}; add it with "
+                "`daplan merge --accept-new`, or decline it with `daplan resolve`",
+                "candidates": [
+                    {
+                        "source": source,
+                        "sha256": ret.sha256,
+                        "recipient": ret.recipient,
+                        "issue_id": ret.issue_id,
+                        "value": proposal.values.get("action", ""),
+                    }
+                ],
+                "finding": "proposal",
+                "proposal": {k: str(v) for k, v in proposal.values.items()},
+            }
+        )
+    return lines
 
 
 def _open_line(item: MergeItem, stamp: str) -> dict[str, Any]:

@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json as _json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from . import journal as J
 from . import layout as L
 from . import openitems as O
 from .errors import DaplanError
 from .meta import field_value
-from .model import Action, Plan
+from .model import Action, Plan, text_problem
 from .reader import normalise_field
 
+# Control characters other than line breaks and tabs: never part of a value or a reason typed by the owner.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Fields an open item may be about: the editable ones, and the fixed ones a return tried to change.
 SETTLEABLE = (*L.EDITABLE_FIELDS, "ref", "action", "kind", "supporting")
 
@@ -89,7 +94,22 @@ def set_fields(plan: Plan, changes: dict[str, dict[str, str]], who: str, now: dt
                     _set_in(data, key, value)
                 data["updated"] = now
                 data["updated_by"] = who
-                actions[n] = Action.model_validate(data)
+                try:
+                    actions[n] = Action.model_validate(data)
+                except ValidationError as exc:
+                    err = exc.errors(include_url=False)[0]
+                    field_name = ".".join(str(x) for x in err["loc"]) or "a field"
+                    raise SettleError(
+                        f"{action.id} cannot take that value ({field_name}: {err['msg']})",
+                        hint="choose another value, or keep the current one with --take current",
+                    ) from exc
+                for key, value in changes[action.id].items():
+                    if field_value(actions[n], key) != value:
+                        # `lead` names the first of the action's leads: clearing it cannot leave it empty.
+                        raise SettleError(
+                            f"{action.id} {key} cannot be set to {_short(value)}",
+                            hint="choose another value, or keep the current one with --take current",
+                        )
                 touched = True
         areas.append(area.model_copy(update={"actions": actions}) if touched else area)
     fields = {name: getattr(plan, name) for name in Plan.model_fields}
@@ -152,6 +172,10 @@ def resolve(
     """Settle every open item of one field of one action; apply the chosen value if it differs."""
     if (take is None) == (value is None):
         raise SettleError("give either --take CANDIDATE or --value TEXT", hint="see `daplan resolve --help`")
+    for what, text in (("--reason", reason), ("--value", value or "")):
+        problem = text_problem(text) or (_CONTROL.search(text) and "holds a control character")
+        if problem:
+            raise SettleError(f"{what} {problem}", hint=f"type {what} again as plain text")
     key = _field_key(field_name)
     items = [i for i in O.open_items(entries) if i.action_id == action_id and i.field == key]
     if not items:

@@ -280,8 +280,6 @@ def render_status(report: dict[str, Any]) -> str:
             )
             due = f"{due:<18}"
         merged = when(r["merged_at"]) if r["merged_at"] else "-"
-        if r["open_items"]:
-            merged = f"{merged}, {r['open_items']} open"
         lines.append(
             f"{shorten(printable(r['recipient']), 40):<40} {r['actions']:>7}  "
             f"{shorten(printable(returned), 28):<28} {due}{merged:<20}".rstrip()
@@ -293,6 +291,8 @@ def render_status(report: dict[str, Any]) -> str:
             lines.append(
                 f"    {r['proposals_pending']} proposed new action(s) await `daplan merge --accept-new`"
             )
+        if r["open_items"]:
+            lines.append(f"    merged, {r['open_items']} open: values of this return await you (Open items below)")
     t = report["totals"]
     n_late = sum(1 for r in report["recipients"] if r.get("days_left") is not None and r["days_left"] < 0)
     late = f" ({n_late} late)" if n_late else ""
@@ -345,7 +345,7 @@ def _open_lines(report: dict[str, Any]) -> list[str]:
         mine = [i for i in items if i["action_id"] == action_id]
         fields = ", ".join(sorted({i["field"] for i in mine}))
         lines.append(
-            f"  {printable(action_id):<10} {n} open ({fields}): {shorten(printable(mine[0]['reason']), 70)}"
+            f"  {printable(action_id):<10} {n} open ({fields}): {shorten(printable(mine[0]['reason']), 60)}"
         )
     lines.append(
         "Settle them: `daplan conflicts PLAN -o settle.xlsx`, `daplan resolve`, or `daplan recheck`."

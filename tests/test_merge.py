@@ -657,6 +657,10 @@ def test_accept_new_after_a_plain_merge(tmp_path: Path) -> None:
     assert value(after, "IC-1", "notes") == "the owner's notes"
     assert after.revision == 3
     new_lines = [e for e in loop.journal_lines() if e["revision"] == 3]
+    # The proposal, on record as an open item since the plain merge, is settled by being added.
+    (settled,) = [e for e in new_lines if e["event"] == "settle"]
+    assert (settled["how"], settled["value"]) == ("accepted", "IC-N1")
+    new_lines = [e for e in new_lines if e["event"] != "settle"]
     assert [(e["event"], e.get("action_id"), e.get("proposals_pending")) for e in new_lines] == [
         ("return", None, 0),
         ("add", "IC-N1", None),

@@ -75,7 +75,7 @@ def test_decisions_stay_open_until_settled(tmp_path: Path) -> None:
     assert hop["merged_at"] and hop["open_items"] == 2
     assert data["open_by_action"] == {"LG-1": 1, "LG-2": 1}
     text = run("status", loop.plan_path, loop.outbox).stdout
-    assert ", 2 open" in text and "Open items (2)" in text
+    assert "merged, 2 open" in text and "Open items (2)" in text
 
     # The missing lead is added: recheck applies the refused value under the three-way rule.
     add_lead(loop.plan_path, "DCI Jones")
@@ -517,3 +517,86 @@ def test_never_lost_state_machine(pool: list[Path]) -> None:
     machine = NeverLost.TestCase
     machine.settings = settings(max_examples=20, stateful_step_count=8, deadline=None)
     machine("runTest").runTest()
+
+
+# -- found by a hostile review ----------------------------------------------------------------------------------
+
+
+def test_resolve_never_claims_a_value_it_cannot_apply(tmp_path: Path) -> None:
+    """Clearing an action's only lead cannot be applied: refused in one line, never journalled as done."""
+    loop = Loop(tmp_path, make_plan())
+    ed = ReturnEditor(loop.issued("Area Commanders")).set("IC-1", "lead", "")
+    run("merge", loop.plan_path, ed.save(loop.inbox / "cleared.xlsx"))
+    before = loop.snapshot()
+    for args in (["--take", "1"], ["--value", ""]):
+        result = run("resolve", loop.plan_path, "IC-1", "lead", *args)
+        assert result.exit_code == 2 and "cannot be set to ''" in result.stderr, result.output
+        assert loop.snapshot() == before
+    keep = run("resolve", loop.plan_path, "IC-1", "lead", "--take", "current", "--reason", "lead stays")
+    assert keep.exit_code == 0, keep.output
+    assert run("undo", loop.plan_path).exit_code == 0  # the settlement can be undone: plan and journal agree
+
+
+def test_resolve_refuses_values_and_reasons_no_workbook_holds(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan())
+    run("merge", loop.plan_path, *conflicting(loop))
+    before = loop.snapshot()
+    for args, words in [
+        (
+            ["LG-1", "response", "--take", "1", "--reason", "ok\udcff"],
+            "--reason contains the control character",
+        ),
+        (["LG-1", "response", "--value", "bell\x07"], "--value contains the control character U+0007"),
+        (["LG-1", "response", "--value", "x" * 40_000], "--value is 40000 characters long"),
+    ]:
+        result = run("resolve", loop.plan_path, *args)
+        assert result.exit_code == 2 and words in result.stderr, result.output
+        assert "pydantic" not in result.stderr and result.stderr.count("\n") == 1
+        assert loop.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"event": "publish", "time": "t", "revision": 1, "file": "a\\ud800", "format": "md"}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"event": "publish", "time": "t", "revision": ' + "9" * 5000 + ', "file": "f", "format": "md"}',
+    ],
+    ids=["lone-surrogate", "deep-nesting", "huge-number"],
+)
+def test_journal_lines_that_break_json_readers_are_one_error_line(tmp_path: Path, line: str) -> None:
+    loop = Loop(tmp_path, make_plan())
+    with loop.journal.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    before = loop.snapshot()
+    for args in (["status", loop.plan_path], ["export", loop.plan_path, "-o", tmp_path / "p.md"]):
+        result = run(*args)
+        assert result.exit_code == 2 and "journal is damaged at line" in result.stderr, result.output
+        assert "Traceback" not in result.output
+    assert loop.snapshot() == before
+
+
+def test_a_proposed_row_left_unadded_stays_on_record_until_added_or_declined(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan())
+    ed = ReturnEditor(loop.issued("Area Commanders"))
+    ed.add_row({"action": "Publish a monthly dashboard", "status": "On track"}, "Initial Contact")
+    f = ed.save(loop.inbox / "proposal.xlsx")
+    assert run("merge", loop.plan_path, f).exit_code == 1
+    (item,) = open_items(J.read_journal(loop.journal, loop.plan.revision))
+    assert item.kind == "proposal" and item.candidates[0]["value"] == "Publish a monthly dashboard"
+    status = run("status", loop.plan_path).stdout
+    assert item.action_id in status
+    made = run("conflicts", loop.plan_path, "-o", tmp_path / "c.xlsx")
+    assert made.exit_code == 1 and "none about an action in the plan" in made.stdout
+    # Declined, with a reason ...
+    declined = run(
+        "resolve", loop.plan_path, item.action_id, "action", "--take", "current", "--reason", "dup"
+    )
+    assert declined.exit_code == 0, declined.output
+    assert open_items(J.read_journal(loop.journal, loop.plan.revision)) == []
+    # ... or, after an undo of that, added: the addition settles it.
+    assert run("undo", loop.plan_path).exit_code == 0
+    assert run("merge", loop.plan_path, f, "--accept-new").exit_code == 0
+    entries = J.read_journal(loop.journal, loop.plan.revision)
+    assert open_items(entries) == []
+    assert [e["how"] for e in entries if e["event"] == "settle"] == ["accepted"]
