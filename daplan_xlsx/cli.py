@@ -50,11 +50,12 @@ class DaplanGroup(click.Group):
             # a ValueError): one line naming it, never a traceback.
             if ctx.meta.get("daplan.debug") or type(exc).__name__ != "ValidationError":
                 raise
-            what = " ".join(str(exc).split())
+            errors = exc.errors(include_url=False)  # type: ignore[attr-defined]
+            first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+            where = ".".join(str(x) for x in first.get("loc", ())) or "a value"
+            what = " ".join(f"{where}: {first.get('msg', '')}".split())
             click.echo(
-                printable(
-                    f"Error: a value cannot go into the plan ({what}): correct it in the file named and retry"
-                ),
+                printable(f"Error: a value cannot go into the plan ({what}): correct it and run the command again"),
                 err=True,
             )
             ctx.exit(EXIT_UNUSABLE)

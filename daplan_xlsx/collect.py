@@ -127,11 +127,20 @@ def read_messages(path: Path) -> tuple[list[Found], list[str]]:
     if size == 0:
         raise CollectError("the file is empty", file=path)
     suffix = path.suffix.lower()
-    if suffix == ".msg" or head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return _read_msg(path)
-    if suffix in (".mbox", ".mbx") or head.startswith(b"From "):
-        return _read_mbox(path)
-    return _read_eml(path)
+    try:
+        if suffix == ".msg" or head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+            return _read_msg(path)
+        if suffix in (".mbox", ".mbx") or head.startswith(b"From "):
+            return _read_mbox(path)
+        return _read_eml(path)
+    except (ValueError, LookupError, TypeError) as exc:
+        # The email package parses headers as they are asked for: a header forged to hold a line break or an
+        # unknown charset surfaces here, from any of the readers.
+        raise CollectError(
+            "the email's headers are malformed, so its sender cannot be told for sure",
+            file=path,
+            hint="save the email again from your mail client, or leave this file out",
+        ) from exc
 
 
 def _parse(data: bytes, path: Path) -> EmailMessage:

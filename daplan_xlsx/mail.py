@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import DaplanError
-from .model import Plan
+from .model import EMAIL_ADDRESS, Plan
 from .rounds import days_left, long_date
 
 XLSX_MAINTYPE = "application"
@@ -45,7 +45,7 @@ DEFAULT_PORT = 587  # mail submission, what Exchange Online and most relays take
 HEADER_TEXT_MAX = 200
 Purpose = Literal["request", "reminder"]
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+")
+_ADDRESS = EMAIL_ADDRESS
 
 
 class MailError(DaplanError):

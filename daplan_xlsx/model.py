@@ -101,11 +101,29 @@ class Status(_Model):
     closed: bool = Field(False, description="true when an action with this status needs no more work")
 
 
+# One email address, as a mail client writes it: no spaces, brackets or separators, one @, a dotted domain.
+EMAIL_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+\.[^@\s<>(),;:\"\[\]\\]+")
+
+
+def _check_emails(value: str) -> str:
+    """A role's addresses: empty, or addresses separated by `;` or `,`, each on the one line."""
+    for part in re.split(r"[;,]", value):
+        address = part.strip()
+        if address and (not EMAIL_ADDRESS.fullmatch(address) or not address.isascii() or len(address) > 254):
+            raise ValueError(
+                f"{address[:60]!r} is not an email address; write it as name@force.police.uk "
+                "(several separated by ;)"
+            )
+    if "\n" in value or "\r" in value:
+        raise ValueError("email addresses go on one line, separated by ;")
+    return value
+
+
 class Lead(_Model):
     """A lead role in the register (a post, not a person: people move, roles stay)."""
 
     name: Name
-    email: str = ""
+    email: Annotated[str, AfterValidator(_check_emails)] = ""
     notes: Text = ""
 
 
@@ -250,10 +268,13 @@ def plan_problems(plan: Plan) -> list[tuple[str, str]]:
     leads = plan.lead_names()
     status_set, lead_set = set(statuses), set(leads)
 
-    for repeat in _dup_positions(statuses):
-        problems.append((f"statuses[{repeat}].name", f"status {statuses[repeat]!r} is listed twice"))
-    for repeat in _dup_positions(leads):
-        problems.append((f"leads[{repeat}].name", f"lead {leads[repeat]!r} is listed twice"))
+    # Ignoring case, as returns are read: "chief constable" typed in a cell would match either role.
+    for repeat in _dup_positions(statuses, fold=True):
+        problems.append(
+            (f"statuses[{repeat}].name", f"status {statuses[repeat]!r} is listed twice (ignoring case)")
+        )
+    for repeat in _dup_positions(leads, fold=True):
+        problems.append((f"leads[{repeat}].name", f"lead {leads[repeat]!r} is listed twice (ignoring case)"))
 
     sheets = [a.sheet for a in plan.areas]
     for repeat in _dup_positions(sheets, fold=True):

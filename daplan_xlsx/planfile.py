@@ -549,12 +549,21 @@ def save_plan(
         raise PlanFileError("folder does not exist", file=target, hint="create the folder first")
     canonical_text = dumps_plan(plan) if text is None else text
     new_text = canonical_text
+    bom = b""
     if keep_comments and target.is_file():
         from .comments import keep_comments as keep
 
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            new_text = keep(target.read_bytes().decode("utf-8-sig"), new_text)
-    data = new_text.encode("utf-8")
+            old = target.read_bytes()
+            new_text = keep(old.decode("utf-8-sig"), new_text)
+            # A plan saved by a Windows editor keeps its line ends and byte-order mark, so a diff of the
+            # file shows only what changed.
+            first_line = old.split(b"\n", 1)[0]
+            if first_line.endswith(b"\r"):
+                new_text = new_text.replace("\r\n", "\n").replace("\n", "\r\n")
+            if old.startswith(b"\xef\xbb\xbf"):
+                bom = b"\xef\xbb\xbf"
+    data = bom + new_text.encode("utf-8")
     atomic_write_bytes(target, data)
     digest = hashlib.sha256(data).hexdigest()
     remember_digest(plan, digest)

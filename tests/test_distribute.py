@@ -326,9 +326,9 @@ def test_reissue_into_an_older_manifest_keeps_each_issue_time(tmp_path: Path) ->
 def plan_with_names_that_slug_alike() -> Plan:
     """The test plan with two more leads whose names slug to the same as "Head of Protect", on one action."""
     data = make_plan().model_dump()
-    data["leads"] += [Lead(name="head of protect").model_dump(), Lead(name="Head of Protect!").model_dump()]
+    data["leads"] += [Lead(name="Head-of Protect").model_dump(), Lead(name="Head of Protect!").model_dump()]
     data["areas"][1]["actions"].append(
-        Action(id="IC-2", ref="2", action="x", leads=["head of protect", "Head of Protect!"]).model_dump()
+        Action(id="IC-2", ref="2", action="x", leads=["Head-of Protect", "Head of Protect!"]).model_dump()
     )
     return Plan.model_validate(data)
 
@@ -346,10 +346,10 @@ def test_reissue_keeps_file_names_of_names_that_slug_alike(tmp_path: Path) -> No
         assert read_workbook_meta(out / wb["file"]).meta.recipient == wb["recipient"]  # type: ignore[union-attr]
     # A lead given actions after the distribution is added, under a name no other workbook has.
     data = plan.model_dump()
-    data["leads"].append(Lead(name="HEAD OF PROTECT").model_dump())
-    data["areas"][1]["actions"][0]["leads"].append("HEAD OF PROTECT")
+    data["leads"].append(Lead(name="Head of Protect (2)").model_dump())
+    data["areas"][1]["actions"][0]["leads"].append("Head of Protect (2)")
     grown = Plan.model_validate(data)
-    added = distribute(grown, out, only="HEAD OF PROTECT", force=True, clock=fixed_clock)
+    added = distribute(grown, out, only="Head of Protect (2)", force=True, clock=fixed_clock)
     got = {wb["recipient"]: wb["file"] for wb in added["workbooks"]}
     assert {k: v for k, v in got.items() if k in files} == files
     assert len(set(got.values())) == len(got) == len(files) + 1

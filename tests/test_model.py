@@ -10,7 +10,7 @@ import pytest
 from conftest import make_plan
 
 from daplan_xlsx.errors import PlanFileError, PlanInvalid
-from daplan_xlsx.model import EXCEL_CELL_LIMIT, Plan, check_text, plan_problems
+from daplan_xlsx.model import EXCEL_CELL_LIMIT, Lead, Plan, check_text, plan_problems
 from daplan_xlsx.planfile import dumps_plan, loads_plan, parse_plan
 
 SOURCE = "plan.yaml"
@@ -387,3 +387,20 @@ def test_unknown_key_in_yaml() -> None:
 def test_parse_plan_refuses_data_that_is_not_a_mapping() -> None:
     with pytest.raises(PlanFileError, match="does not hold a plan"):
         parse_plan(["title", "areas"], SOURCE)
+
+
+def test_lead_and_status_names_differing_only_in_case_are_refused() -> None:
+    """A return's "CHIEF CONSTABLE" is read ignoring case, so two roles that differ only in case are one too many."""
+    data = make_plan().model_dump()
+    data["leads"].append({"name": "chief constable"})
+    with pytest.raises(ValueError, match="lead 'chief constable' is listed twice \\(ignoring case\\)"):
+        Plan.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    "email", ["notanemail", "a@b@c.example", "pcc@force.example\r\nBcc: x@y.example", "pcc@пример.example"]
+)
+def test_a_lead_email_must_be_addresses(email: str) -> None:
+    with pytest.raises(ValueError, match="email"):
+        Lead(name="PCC", email=email)
+    assert Lead(name="PCC", email="pcc@force.example; office@force.example").email

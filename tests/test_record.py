@@ -600,3 +600,15 @@ def test_a_proposed_row_left_unadded_stays_on_record_until_added_or_declined(tmp
     entries = J.read_journal(loop.journal, loop.plan.revision)
     assert open_items(entries) == []
     assert [e["how"] for e in entries if e["event"] == "settle"] == ["accepted"]
+
+
+def test_a_plan_saved_by_a_windows_editor_keeps_its_line_ends_and_mark(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan())
+    text = loop.plan_path.read_bytes().replace(b"\n", b"\r\n")
+    loop.plan_path.write_bytes(b"\xef\xbb\xbf# kept\r\n" + text)
+    f = loop.returned("Area Commanders", {("IC-1", "status"): "Complete"})
+    assert run("merge", loop.plan_path, f).exit_code == 0
+    saved = loop.plan_path.read_bytes()
+    assert saved.startswith(b"\xef\xbb\xbf# kept\r\n") and b"\n" not in saved.replace(b"\r\n", b"")
+    assert value(load_plan(loop.plan_path), "IC-1", "status") == "Complete"
+    assert run("undo", loop.plan_path).exit_code == 0

@@ -368,7 +368,7 @@ def test_a_duplicate_status_and_sheet_name() -> None:
     text = planfile._dump(planfile._prune(data, top=True))
     problems = check_text(text).problems
     assert [(p.field, p.message) for p in problems] == [
-        ("statuses[7].name", "status 'On track' is listed twice"),
+        ("statuses[7].name", "status 'On track' is listed twice (ignoring case)"),
         (
             "areas[1].sheet",
             "sheet name 'LEADERSHIP and governance' is already used (ignoring case)",
