@@ -167,6 +167,10 @@ def distribute(
                 )
                 | ({"round": round_name} if round_name is not None else {})
             )
+            if plan_path is not None:
+                # Recorded as soon as it is written: a workbook in the outbox is never one the record does
+                # not know, even when the distribution is stopped halfway.
+                append_lines(plan_path, issued[-1:], tidy=len(issued) == 1)
             if progress:
                 progress(r.name)
     signed = key is not None
@@ -204,19 +208,16 @@ def distribute(
     if round_name is not None and return_by is not None:
         manifest["round"] = round_name
         manifest["return_by"] = return_by.isoformat()
-        issued.append(
-            round_line(
-                round_name,
-                return_by,
-                [line["issue_id"] for line in issued],
-                time=issued_at.isoformat(),
-                revision=plan.revision,
-                outbox=str(outdir),
-            )
+        the_round = round_line(
+            round_name,
+            return_by,
+            [line["issue_id"] for line in issued],
+            time=issued_at.isoformat(),
+            revision=plan.revision,
+            outbox=str(outdir),
         )
-    if plan_path is not None:
-        # Recorded before the manifest: a workbook in the outbox is never one the record does not know.
-        append_lines(plan_path, issued)
+        if plan_path is not None:
+            append_lines(plan_path, [the_round], tidy=not issued)
     atomic_write_bytes(
         outdir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
     )

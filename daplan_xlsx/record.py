@@ -234,7 +234,7 @@ def commit_plan(plan_path: Path, plan: Plan, entries: list[dict[str, Any]], *, b
             remember_digest(plan, file_digest(original))
 
 
-def append_lines(plan_path: Path, entries: list[dict[str, Any]]) -> None:
+def append_lines(plan_path: Path, entries: list[dict[str, Any]], *, tidy: bool = True) -> None:
     """Under the plan's lock, append lines that change nothing in the plan (a publication, an email sent).
 
     The journal is tidied against the revision on disk, never one loaded earlier: a commit made meanwhile
@@ -245,7 +245,8 @@ def append_lines(plan_path: Path, entries: list[dict[str, Any]]) -> None:
     with plan_lock(plan_path):
         target = real_plan_path(plan_path)
         jpath = J.journal_path(target)
-        J.compact(jpath, revision_on_disk(_read_current(target)))
+        if tidy:  # once per command is enough: a caller appending line by line tidies with the first
+            J.compact(jpath, revision_on_disk(_read_current(target)))
         J.append(jpath, entries)
 
 
@@ -365,6 +366,23 @@ def check_output(
                 raise OutputExists("the output would replace a signing key", file=output, hint=hint)
         if output.suffix.lower() in (".yaml", ".yml") and what != "plan file":
             raise OutputExists("the output would replace a YAML file (a plan?)", file=output, hint=hint)
+        if output.suffix.lower() in (".xlsx", ".xlsm") and _is_leads_workbook(output):
+            raise OutputExists(
+                "the output would replace a lead's workbook (an issued workbook, or a return not merged yet)",
+                file=output,
+                hint=hint,
+            )
+
+
+def _is_leads_workbook(path: Path) -> bool:
+    """Whether a workbook carries a lead's issue metadata: one a command must never write over."""
+    from .meta import read_workbook_meta
+
+    try:
+        reading = read_workbook_meta(path)
+    except Exception:  # not a workbook daplan can read: nothing of a lead's to protect
+        return False
+    return reading.meta is not None and reading.meta.kind == "lead"
 
 
 def is_bare_name(name: str) -> bool:

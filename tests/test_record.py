@@ -612,3 +612,17 @@ def test_a_plan_saved_by_a_windows_editor_keeps_its_line_ends_and_mark(tmp_path:
     assert saved.startswith(b"\xef\xbb\xbf# kept\r\n") and b"\n" not in saved.replace(b"\r\n", b"")
     assert value(load_plan(loop.plan_path), "IC-1", "status") == "Complete"
     assert run("undo", loop.plan_path).exit_code == 0
+
+
+def test_an_output_never_replaces_a_leads_workbook(tmp_path: Path) -> None:
+    """A return waiting in the inbox (or an issued workbook) is not overwritten by a master or a report."""
+    loop = Loop(tmp_path, make_plan())
+    ret = loop.returned("Area Commanders", {("IC-1", "status"): "Complete"})
+    before = ret.read_bytes()
+    for args in (["build", loop.plan_path, "-o", ret], ["conflicts", loop.plan_path, "-o", ret]):
+        result = run(*args)
+        assert result.exit_code == 2 and "would replace a lead's workbook" in result.stderr, result.output
+        assert ret.read_bytes() == before
+    master = tmp_path / "master.xlsx"
+    assert run("build", loop.plan_path, "-o", master).exit_code == 0
+    assert run("build", loop.plan_path, "-o", master).exit_code == 0  # the master itself may be rebuilt
