@@ -55,7 +55,9 @@ class DaplanGroup(click.Group):
             where = ".".join(str(x) for x in first.get("loc", ())) or "a value"
             what = " ".join(f"{where}: {first.get('msg', '')}".split())
             click.echo(
-                printable(f"Error: a value cannot go into the plan ({what}): correct it and run the command again"),
+                printable(
+                    f"Error: a value cannot go into the plan ({what}): correct it and run the command again"
+                ),
                 err=True,
             )
             ctx.exit(EXIT_UNUSABLE)
@@ -688,7 +690,9 @@ def edit(plan: Path, output: Path, key_file: Path | None) -> None:
 @cli.command()
 @plan_argument
 @click.argument("workbook", metavar="OWNER.xlsx", type=click.Path(path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Show what it would change, in the plan's terms; write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what it would change, in the plan's terms; write nothing."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @key_file_option
 def apply(plan: Path, workbook: Path, dry_run: bool, as_json: bool, key_file: Path | None) -> None:
@@ -922,9 +926,16 @@ def smtp_options(f: F) -> F:
 @click.argument("outbox", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Folder for the email drafts (.eml).")
 @click.option("--only", help="Just this one recipient's email.")
+@click.option("--again", is_flag=True, help="With --smtp: send also to those the journal says were sent it.")
 @smtp_options
 def mail(
-    plan: Path, outbox: Path, output: Path | None, only: str | None, smtp: str | None, sender: str | None
+    plan: Path,
+    outbox: Path,
+    output: Path | None,
+    only: str | None,
+    again: bool,
+    smtp: str | None,
+    sender: str | None,
 ) -> None:
     """Email each lead their workbook from OUTBOX: one draft per recipient, or sent with --smtp.
 
@@ -945,6 +956,22 @@ def mail(
     letters = request_letters(p, outbox, manifest, today=_today(), only=only)
     if only is not None and not letters:
         raise UnusableInput(f"no workbook in {outbox} is issued to {only!r}")
+    if smtp is not None and not again:
+        # A run stopped halfway (a server that refused or dropped) is run again for the rest only.
+        from . import journal as J
+        from .record import real_plan_path
+
+        entries = J.read_journal(J.journal_path(real_plan_path(plan)), p.revision)
+        done = {
+            e["issue_id"]
+            for e in entries
+            if e["event"] == "mail" and e.get("purpose", "request") == "request"
+        }
+        for letter in [x for x in letters if x.issue_id in done]:
+            click.echo(
+                f"Already sent to {printable(letter.recipient)} (the journal says so); --again sends it again."
+            )
+        letters = [x for x in letters if x.issue_id not in done]
     if _deliver(plan, letters, output, smtp, sender):
         sys.exit(EXIT_ATTENTION)
 
@@ -1264,13 +1291,27 @@ def demo(folder: Path, force: bool) -> None:
     board = folder / "board.pdf"
     step(
         "16. The board report",
-        *("report", str(plan), "-o", str(board), "--since", "1", "--outbox", str(outbox), "--inbox", str(inbox)),
+        *(
+            "report",
+            str(plan),
+            "-o",
+            str(board),
+            "--since",
+            "1",
+            "--outbox",
+            str(outbox),
+            "--inbox",
+            str(inbox),
+        ),
     )
 
     click.secho("\n== Where things are ==", bold=True)
     for path, what in (
         (plan, "the plan file (now at a higher revision) and its audit journal beside it"),
-        (owner_edited, f"the owner's workbook with the sample edits: make yours with daplan edit {plan} -o FILE"),
+        (
+            owner_edited,
+            f"the owner's workbook with the sample edits: make yours with daplan edit {plan} -o FILE",
+        ),
         (outbox, "the workbooks issued to each lead, and manifest.json"),
         (drafts, "an email draft per lead (.eml): open one in Outlook"),
         (saved_mail, "the reply saved as an email, collected into the inbox"),

@@ -367,12 +367,18 @@ def send_letters(
             except smtplib.SMTPRecipientsRefused as exc:
                 out.append(Sent(letter, [], {a: _reply(r) for a, r in exc.recipients.items()}, "refused"))
                 continue
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            except smtplib.SMTPServerDisconnected as exc:
                 lost = f"not sent: the connection to the mail server was lost ({exc or 'closed'})"
                 out.append(Sent(letter, [], {}, lost))
                 continue
             except smtplib.SMTPException as exc:
+                # Before OSError, of which it is a kind: a refusal of one message (451 "try later") leaves
+                # the connection usable for the next.
                 out.append(Sent(letter, [], {}, f"not sent: the mail server refused it ({exc})"))
+                continue
+            except OSError as exc:
+                lost = f"not sent: the connection to the mail server was lost ({exc or 'closed'})"
+                out.append(Sent(letter, [], {}, lost))
                 continue
             accepted = [a for a in letter.to if a not in refused]
             journal(letter, accepted, via, now().isoformat())

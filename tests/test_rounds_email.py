@@ -249,9 +249,12 @@ class Recorder:
     """An aiosmtpd handler keeping what it received; refuses RCPT to `refuse`, drops the connection on the
     DATA of the message numbered `drop_at` (1-based)."""
 
-    def __init__(self, refuse: tuple[str, ...] = (), drop_at: int | None = None) -> None:
+    def __init__(
+        self, refuse: tuple[str, ...] = (), drop_at: int | None = None, busy_at: int | None = None
+    ) -> None:
         self.refuse = refuse
         self.drop_at = drop_at
+        self.busy_at = busy_at
         self.received: list[tuple[list[str], bytes]] = []
         self.datas = 0
 
@@ -265,6 +268,8 @@ class Recorder:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.datas += 1
+        if self.busy_at == self.datas:
+            return "451 4.3.0 try later"
         if self.drop_at is not None and self.datas >= self.drop_at:
             server.transport.close()
             return "421 closing"
@@ -347,6 +352,25 @@ def test_a_dropped_connection_journals_only_what_was_sent(sent_plan: tuple[Path,
     assert len(handler.received) == 1
     lines = mail_lines(plan_path)
     assert len(lines) == 1 and lines[0]["to"] == handler.received[0][0]
+
+
+def test_a_message_put_off_by_the_server_leaves_the_rest_sent_and_a_rerun_sends_only_it(
+    sent_plan: tuple[Path, Path],
+) -> None:
+    """451 "try later" for one message: the others still go; run again, only the one not sent goes."""
+    plan_path, outbox = sent_plan
+    args = ["mail", plan_path, outbox, "--from", "da.plan@test.police.uk"]
+    handler = Recorder(busy_at=1)
+    controller = smtp_server(handler)
+    try:
+        first = run(*args, "--smtp", f"127.0.0.1:{controller.port}")
+        second = run(*args, "--smtp", f"127.0.0.1:{controller.port}")
+    finally:
+        controller.stop()
+    assert first.exit_code == 1 and "the mail server refused it" in first.output, first.output
+    assert "connection to the mail server was lost" not in first.output
+    assert len(mail_lines(plan_path)) == 2  # every addressed recipient has had it once
+    assert "Already sent to" in second.output and len(handler.received) == 2, second.output
 
 
 def test_an_unreachable_server_is_one_line(sent_plan: tuple[Path, Path]) -> None:
