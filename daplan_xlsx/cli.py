@@ -38,6 +38,11 @@ class DaplanGroup(click.Group):
                 raise
             click.echo(f"Error: {printable(exc.one_line())}", err=True)
             ctx.exit(EXIT_UNUSABLE)
+        except BrokenPipeError:
+            # The reader of the output went away (`daplan show | head`): nothing more to say to it.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(EXIT_OK)
         except OSError as exc:
             if ctx.meta.get("daplan.debug"):
                 raise
@@ -434,6 +439,8 @@ def distribute(
     if (round_name is None) != (return_by is None):
         raise click.UsageError("give --round NAME and --return-by DATE together")
     due = parse_return_by(return_by) if return_by is not None else None
+    if due is not None and due < _today():
+        click.echo(f"Note: the return-by date {due.isoformat()} is already past.", err=True)
     name = check_round_name(round_name) if round_name is not None else None
     if mail_dir is not None:
         _check_folder(mail_dir, plan, output)
