@@ -142,6 +142,8 @@ def _read_plan_bytes(path: Path) -> bytes:
         raise PlanFileError("file not found", file=path, hint="check the path")
     if path.is_dir():
         raise PlanFileError("this is a directory, not a plan file", file=path, hint="name a .yaml file")
+    if not path.is_file():  # a pipe or a device would never end, or end anywhere
+        raise PlanFileError("this is not an ordinary file", file=path, hint="name the plan's .yaml file")
     size = path.stat().st_size
     if size > MAX_PLAN_BYTES:
         raise PlanFileError(

@@ -626,3 +626,16 @@ def test_an_output_never_replaces_a_leads_workbook(tmp_path: Path) -> None:
     master = tmp_path / "master.xlsx"
     assert run("build", loop.plan_path, "-o", master).exit_code == 0
     assert run("build", loop.plan_path, "-o", master).exit_code == 0  # the master itself may be rebuilt
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no /dev/zero on Windows")
+def test_a_plan_or_journal_that_is_a_device_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.symlink_to("/dev/zero")
+    result = run("status", plan)
+    assert result.exit_code == 2 and "not an ordinary file" in result.stderr
+    loop = Loop(tmp_path / "loop", make_plan())
+    loop.journal.unlink()
+    os.mkfifo(loop.journal)
+    result = run("status", loop.plan_path)
+    assert result.exit_code == 2 and "journal is damaged" in result.stderr
