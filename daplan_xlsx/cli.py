@@ -559,18 +559,11 @@ def merge(
             if conflicts_workbook is not None:
                 items = open_items(J.live(entries + result.journal))
                 tmp = stack.enter_context(staged(conflicts_workbook))
-                wb_key = choose_key(p.id, key_file)  # the owner's workbook is signed like any other
-                info = write_conflicts_workbook(result.plan, items, tmp, wb_key)
+                # The owner's workbook is signed like any other.
+                info = write_conflicts_workbook(result.plan, items, tmp, choose_key(p.id, key_file))
                 if info is not None:
                     result.journal.append(
-                        issue_line(
-                            info,
-                            file=str(conflicts_workbook),
-                            kind="conflicts",
-                            signed=wb_key is not None,
-                            plan_revision=result.plan.revision,
-                            time=info.issued_at.isoformat(),
-                        )
+                        issue_line(info, file=str(conflicts_workbook), plan_revision=result.plan.revision)
                     )
                     ready.append((tmp, conflicts_workbook))
                     report += (
@@ -617,18 +610,7 @@ def conflicts(plan: Path, output: Path, key_file: Path | None) -> None:
         key = choose_key(p.id, key_file)
         info = write_conflicts_workbook(p, items, output, key)
         if info is not None:
-            rec.append(
-                [
-                    issue_line(
-                        info,
-                        file=str(output),
-                        kind="conflicts",
-                        signed=key is not None,
-                        plan_revision=p.revision,
-                        time=info.issued_at.isoformat(),
-                    )
-                ]
-            )
+            rec.append([issue_line(info, file=str(output), plan_revision=p.revision)])
     if info is None:
         if not items:
             click.echo("No open items on record: nothing to settle, no workbook written.")
@@ -676,18 +658,7 @@ def edit(plan: Path, output: Path, key_file: Path | None) -> None:
         p = rec.load()
         key = choose_key(p.id, key_file)
         info = write_owner_workbook(p, output, key=key)
-        rec.append(
-            [
-                issue_line(
-                    info,
-                    file=str(output),
-                    kind="owner",
-                    signed=key is not None,
-                    plan_revision=p.revision,
-                    time=info.issued_at.isoformat(),
-                )
-            ]
-        )
+        rec.append([issue_line(info, file=str(output), plan_revision=p.revision)])
     click.echo(
         f"Wrote {output}: the whole plan ({len(info.scope)} actions, {len(p.leads)} lead roles) to edit in Excel. "
         f"Then: daplan apply {plan} {output}"

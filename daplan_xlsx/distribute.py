@@ -157,14 +157,7 @@ def distribute(
                 )
             )
             issued.append(
-                issue_line(
-                    info,
-                    file=str(path),
-                    kind="lead",
-                    signed=key is not None,
-                    plan_revision=plan.revision,
-                    time=issued_at.isoformat(),
-                )
+                issue_line(info, file=str(path), plan_revision=plan.revision)
                 | ({"round": round_name} if round_name is not None else {})
             )
             if plan_path is not None:

@@ -151,6 +151,8 @@ class IssueMeta:
     kind: str = "lead"
     # The checksum written with the metadata (set by `encode`): the issue register records it.
     _checksum: str = field(default="", repr=False, compare=False)
+    # Whether `encode` signed it.
+    _signed: bool = field(default=False, repr=False, compare=False)
     _base_lines: list[bytes] = field(default_factory=list, repr=False, compare=False)
     _position: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     # The base values as read, compressed: inflated into _base_lines on first use (see `load_base`).
@@ -315,6 +317,7 @@ def encode(meta: IssueMeta, key: bytes | None) -> list[tuple[int, int, str]]:
     header, base = _blobs(meta)
     payload = _signed_bytes(header, base)
     meta._checksum = signing.checksum(payload)
+    meta._signed = key is not None
     chunks = []
     for blob in (header, base):
         text = base64.b64encode(blob).decode("ascii")

@@ -76,19 +76,18 @@ def register_of(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {e["issue_id"]: e for e in entries if e["event"] == "issue"}
 
 
-def issue_line(
-    info: Any, *, file: str, kind: str, signed: bool, plan_revision: int, time: str
-) -> dict[str, Any]:
-    """The journal's record of one issued workbook (`info` is the writer's IssueInfo)."""
+def issue_line(info: Any, *, file: str, plan_revision: int) -> dict[str, Any]:
+    """The journal's record of one issued workbook (`info` is the writer's IssueInfo): its kind, whether it
+    was signed and its checksum are those of the metadata as written."""
     return {
         "event": "issue",
-        "time": time,
+        "time": info.issued_at.isoformat(),
         "revision": plan_revision,
         "issue_id": info.issue_id,
         "recipient": info.recipient,
         "scope": list(info.scope),
-        "kind": kind,
-        "signed": signed,
+        "kind": info.meta.kind,
+        "signed": info.meta._signed,
         "checksum": info.meta._checksum,
         "file": file,
     }

@@ -424,16 +424,7 @@ def record_fixture_issue(plan_path: Path) -> bytes:
     plan = load_plan(plan_path)
     append_lines(
         plan_path,
-        [
-            issue_line(
-                info,
-                file=str(path),
-                kind="lead",
-                signed=False,
-                plan_revision=plan.revision,
-                time=info.issued_at.isoformat(),
-            )
-        ],
+        [issue_line(info, file=str(path), plan_revision=plan.revision)],
     )
     return path.read_bytes()
 
