@@ -409,6 +409,21 @@ class DashboardWriter:
         checked(ws.insert_chart(at, 0, chart, {"x_offset": 4, "y_offset": 4}), "the chart of rounds")
         return at + int(height / 20) + 2
 
+    def section_head(self, row: int, title: str, headers: Sequence[str], *, empty: bool) -> int:
+        """A Dashboard section's title, then its table's header row (four columns, the fifth spanning E to
+        H), or "None." when it has no rows; the row after."""
+        w, ws = self.w, self.ws
+        w.text(ws, row, 0, title, w.fmt("dash_section"))
+        row += 1
+        if empty:
+            w.text(ws, row, 0, "None.", w.fmt("note"))
+            return row + 1
+        for c, header in enumerate(headers[:4]):
+            w.text(ws, row, c, header, w.fmt("header"))
+        ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
+        w.text(ws, row, 4, headers[4], w.fmt("header"))
+        return row + 1
+
     def past_due(self, row: int) -> int:
         w, ws, plan = self.w, self.ws, self.plan
         closed = set(_closed_names(plan))
@@ -416,16 +431,7 @@ class DashboardWriter:
         late = [(area, a) for area in plan.areas for a in area.actions if is_past_due(a, closed, today)]
         late.sort(key=lambda pair: (pair[1].due or today, pair[1].id))
         title = f"Open actions past their due date (as at {today.strftime('%d %B %Y')}): {len(late)}"
-        w.text(ws, row, 0, title, w.fmt("dash_section"))
-        row += 1
-        if not late:
-            w.text(ws, row, 0, "None.", w.fmt("note"))
-            return row + 1
-        for c, header in enumerate(("Action", "ID", "Due", "Status")):
-            w.text(ws, row, c, header, w.fmt("header"))
-        ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
-        w.text(ws, row, 4, "Lead", w.fmt("header"))
-        row += 1
+        row = self.section_head(row, title, ("Action", "ID", "Due", "Status", "Lead"), empty=not late)
         for area, action in late:
             text = (
                 action.action
@@ -448,16 +454,7 @@ class DashboardWriter:
         w, ws = self.w, self.ws
         items = self.content.open_items
         title = f"Open items awaiting the plan owner: {len(items)}"
-        w.text(ws, row, 0, title, w.fmt("dash_section"))
-        row += 1
-        if not items:
-            w.text(ws, row, 0, "None.", w.fmt("note"))
-            return row + 1
-        for c, header in enumerate(("Why", "ID", "Field", "Item")):
-            w.text(ws, row, c, header, w.fmt("header"))
-        ws.merge_range(row, 4, row, 7, "", w.fmt("header"))
-        w.text(ws, row, 4, "Candidates", w.fmt("header"))
-        row += 1
+        row = self.section_head(row, title, ("Why", "ID", "Field", "Item", "Candidates"), empty=not items)
         for item in items:
             reason = (
                 item.reason
