@@ -38,16 +38,15 @@ from typing import Any
 
 import pytest
 from conftest import make_plan
+from record_checks import check_agrees
 from returns import Loop
 
 from daplan_xlsx import journal as J
-from daplan_xlsx import layout as L
 from daplan_xlsx import planfile
 from daplan_xlsx import record as R
 from daplan_xlsx import settle as S
 from daplan_xlsx.export import write_export
 from daplan_xlsx.merge import merge_returns
-from daplan_xlsx.meta import field_value
 from daplan_xlsx.model import Lead, Plan, Status
 from daplan_xlsx.planfile import load_plan, save_plan
 from daplan_xlsx.record import Record
@@ -83,33 +82,8 @@ def put_back(plan_path: Path, state: State) -> None:
         planfile.atomic_write_bytes(jpath, state.journal)
 
 
-def fields_of(plan: Plan) -> dict[tuple[str, str], str]:
-    return {(a.id, k): field_value(a, k) for _, a in plan.iter_actions() for k in L.EDITABLE_FIELDS}
-
-
 def committed(plan_path: Path, revision: int) -> list[dict[str, Any]]:
     return J.read_journal(J.journal_path(plan_path), revision, include_undone=True)
-
-
-def check_agrees(plan_path: Path, initial: Plan, where: str) -> Plan:
-    """The plan parses and agrees with its journal (see the module's docstring)."""
-    plan = load_plan(plan_path)
-    jpath = J.journal_path(plan_path)
-    entries = J.read_journal(jpath, plan.revision)
-    everything = J.read_journal(jpath, plan.revision, include_undone=True)
-    commits = {e["revision"] for e in everything if e["event"] not in ("publish", "issue")}  # lines that saw a revision
-    assert commits == set(range(initial.revision + 1, plan.revision + 1)), (
-        f"{where}: plan at revision {plan.revision}, journal has commits {sorted(commits)}"
-    )
-    expected = fields_of(initial)
-    for e in entries:
-        if e["event"] == "change":
-            expected[(e["action_id"], e["field"])] = e["new"]
-    got = fields_of(plan)
-    assert got == expected, f"{where}: plan and journal disagree: " + str(
-        {k: (v, expected.get(k)) for k, v in got.items() if expected.get(k) != v}
-    )
-    return plan
 
 
 def journal_is_tidy(plan_path: Path, revision: int, where: str) -> None:
@@ -191,7 +165,9 @@ def merge_scenario(root: Path) -> Scenario:
             {("IC-1", "response"): "Call handlers trained", ("LG-L1", "status"): "On track"},
         ),
     ]
-    return Scenario("merge", loop.plan_path, make_plan(), state_of(loop.plan_path), _merge(files), files=files)
+    return Scenario(
+        "merge", loop.plan_path, make_plan(), state_of(loop.plan_path), _merge(files), files=files
+    )
 
 
 def resolve_scenario(root: Path) -> Scenario:
@@ -206,10 +182,14 @@ def resolve_scenario(root: Path) -> Scenario:
     def operation(plan_path: Path) -> None:  # daplan resolve PLAN LG-1 response --take 2 --reason ...
         with Record(plan_path) as rec:
             p = rec.load()
-            out = S.resolve(p, rec.entries(), "LG-1", "Response", take="2", reason="agreed", who=WHO, now=LATER)
+            out = S.resolve(
+                p, rec.entries(), "LG-1", "Response", take="2", reason="agreed", who=WHO, now=LATER
+            )
             rec.commit(out.plan, out.lines)
 
-    return Scenario("resolve", loop.plan_path, make_plan(), state_of(loop.plan_path), operation, S.SettleError)
+    return Scenario(
+        "resolve", loop.plan_path, make_plan(), state_of(loop.plan_path), operation, S.SettleError
+    )
 
 
 def recheck_scenario(root: Path) -> Scenario:
@@ -224,7 +204,9 @@ def recheck_scenario(root: Path) -> Scenario:
     p = load_plan(loop.plan_path)
     paused = Status(name="Paused", colour="#000000", meaning="On hold.", closed=False)
     save_plan(
-        p.model_copy(update={"leads": [*p.leads, Lead(name="Safeguarding Board")], "statuses": [*p.statuses, paused]}),
+        p.model_copy(
+            update={"leads": [*p.leads, Lead(name="Safeguarding Board")], "statuses": [*p.statuses, paused]}
+        ),
         loop.plan_path,
     )
 
@@ -354,7 +336,9 @@ def measure(sc: Scenario, times: int = 3) -> Timing:
         assert child.exitcode == 0 and "done" in child.reports, f"{sc.name}: {child}"
         for step in ("commit", "appended", "replaced", "done"):
             seen.setdefault(step, []).append(child.reports[step] - start)
-    assert state_of(sc.plan_path) == sc.reference, f"{sc.name}: an uninterrupted child differs from the reference"
+    assert state_of(sc.plan_path) == sc.reference, (
+        f"{sc.name}: an uninterrupted child differs from the reference"
+    )
     return Timing(**{step: statistics.median(times) for step, times in seen.items()})
 
 
@@ -389,11 +373,13 @@ def kill_rounds(sc: Scenario, seed: int, rounds: int = ROUNDS) -> dict[str, int]
         state = classify(sc, where)
         outcomes[state] = outcomes.get(state, 0) + 1
         # The plan parses and agrees with its journal; the committed lines are S0's or the reference's.
-        plan = check_agrees(plan_path, sc.initial, where)
+        plan, _ = check_agrees(plan_path, sc.initial, where)
         lines = committed(plan_path, plan.revision)
         if state == "committed":
             assert plan.revision == ref_revision, where
-            assert J.encode(lines) == sc.reference.journal, f"{where}: committed lines differ from the reference"
+            assert J.encode(lines) == sc.reference.journal, (
+                f"{where}: committed lines differ from the reference"
+            )
         else:
             assert plan.revision == s0_revision, where
             assert J.encode(lines) == (sc.s0.journal or b""), f"{where}: S0's committed lines changed"
@@ -486,12 +472,14 @@ def test_kill_the_command_at_random_moments(name: str, tmp_path: Path) -> None:
         delay = rng.uniform(duration * 0.5, duration * 1.05)
         where = f"daplan {name}, seed {SEED + 100}, round {n}, killed after {delay * 1000:.0f} ms"
         put_back(sc.plan_path, sc.s0)
-        with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env()) as proc:
+        with subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env()
+        ) as proc:
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             _, err = proc.communicate(timeout=60)
         assert proc.returncode in (*codes, -signal.SIGKILL), f"{where}: exit {proc.returncode}: {err!r}"
-        plan = check_agrees(sc.plan_path, sc.initial, where)
+        plan, _ = check_agrees(sc.plan_path, sc.initial, where)
         state = "committed" if plan.revision == ref_revision else "not committed"
         outcomes[state] = outcomes.get(state, 0) + 1
         # Whole: the reference's plan and committed lines (apart from the clock), or S0's, byte for byte.
@@ -501,7 +489,9 @@ def test_kill_the_command_at_random_moments(name: str, tmp_path: Path) -> None:
         else:
             assert state_of(sc.plan_path).plan == sc.s0.plan and lines == (sc.s0.journal or b""), where
         # The same command again, uninterrupted: the reference, apart from the clock.
-        again = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=120, check=False)
+        again = subprocess.run(
+            command, capture_output=True, text=True, env=cli_env(), timeout=120, check=False
+        )
         if state == "committed" and sc.again is not None:
             assert again.returncode == 2 and again.stderr.startswith("Error: "), f"{where}: {again.stderr}"
         else:
@@ -594,12 +584,14 @@ def test_crash_at_a_chosen_point(name: str, point: str, tmp_path: Path) -> None:
         "plan replaced, lock still held": "committed",
     }[point]
     assert state == expected_state, where
-    plan = check_agrees(sc.plan_path, sc.initial, where)
+    plan, _ = check_agrees(sc.plan_path, sc.initial, where)
     # Another command can take the lock at once: the dead child's lock went with it.
     with Record(sc.plan_path, wait=0):
         pass
     sc.run_again(where)
-    assert state_of(sc.plan_path) == sc.reference, f"{where}: does not converge (from revision {plan.revision})"
+    assert state_of(sc.plan_path) == sc.reference, (
+        f"{where}: does not converge (from revision {plan.revision})"
+    )
     journal_is_tidy(sc.plan_path, load_plan(sc.plan_path).revision, where)
 
 

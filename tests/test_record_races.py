@@ -27,15 +27,14 @@ from typing import Any
 
 import pytest
 from conftest import make_plan
+from record_checks import check_agrees, fields_of
 from returns import Loop
 
 from daplan_xlsx import journal as J
-from daplan_xlsx import layout as L
 from daplan_xlsx.distribute import distribute
 from daplan_xlsx.export import write_export
 from daplan_xlsx.master import master_content, write_master
 from daplan_xlsx.merge import commit_merge, merge_returns
-from daplan_xlsx.meta import field_value
 from daplan_xlsx.model import Action, Area, Lead, Plan
 from daplan_xlsx.planfile import load_plan
 from daplan_xlsx.record import PlanChanged, PlanLocked, Record, plan_lock
@@ -117,7 +116,9 @@ class Crew:
         for name, job in jobs.items():
             recv, send = CTX.Pipe(duplex=False)
             err = tmp / f".{name}.stderr"
-            proc = CTX.Process(target=_worker, args=(job, rounds, self.barrier, send, err), name=name, daemon=True)
+            proc = CTX.Process(
+                target=_worker, args=(job, rounds, self.barrier, send, err), name=name, daemon=True
+            )
             proc.start()
             send.close()
             self.members.append((name, proc, recv, err))
@@ -208,7 +209,9 @@ def build_job(
             raise AssertionError(f"read revision {p.revision}, not one of {sorted(states)}")
         got = fields_of(p)
         if got != states[p.revision]:
-            diff = {k: (v, states[p.revision].get(k)) for k, v in got.items() if states[p.revision].get(k) != v}
+            diff = {
+                k: (v, states[p.revision].get(k)) for k, v in got.items() if states[p.revision].get(k) != v
+            }
             raise AssertionError(f"read a plan at revision {p.revision} that is no committed plan: {diff}")
         seen = {(e["action_id"], e["field"], e["new"]) for e in content.changes if e["event"] == "change"}
         if seen != changes[p.revision]:
@@ -225,43 +228,12 @@ def build_job(
 # -- checks ----------------------------------------------------------------------------------------------------
 
 
-def fields_of(plan: Plan) -> dict[tuple[str, str], str]:
-    """Every editable field of every action, as text."""
-    return {(a.id, k): field_value(a, k) for _, a in plan.iter_actions() for k in L.EDITABLE_FIELDS}
-
-
-def check_agrees(plan_path: Path, initial: Plan, where: str) -> tuple[Plan, list[dict[str, Any]]]:
-    """The plan parses and agrees with its journal: every field is the newest live `change` line's `new` for
-    it (or the initial plan's value when none), every commit since the initial plan has its lines, and every
-    line of the file is committed. The plan and its live journal lines."""
-    plan = load_plan(plan_path)
-    jpath = J.journal_path(plan_path)
-    entries = J.read_journal(jpath, plan.revision)
-    everything = J.read_journal(jpath, plan.revision, include_undone=True)
-    text = jpath.read_text(encoding="utf-8") if jpath.exists() else ""
-    raw = [json.loads(line) for line in text.split("\n") if line]
-    assert len(raw) == len(everything), f"{where}: lines in the journal not committed: {raw[len(everything):]}"
-    commits = {e["revision"] for e in everything if e["event"] not in ("publish", "issue")}
-    assert commits == set(range(initial.revision + 1, plan.revision + 1)), (
-        f"{where}: plan at revision {plan.revision}, journal has commits {sorted(commits)}"
-    )
-    expected = fields_of(initial)
-    for e in entries:
-        if e["event"] == "change":
-            expected[(e["action_id"], e["field"])] = e["new"]
-    got = fields_of(plan)
-    assert got == expected, f"{where}: plan and journal disagree: " + str(
-        {k: (v, expected.get(k)) for k, v in got.items() if expected.get(k) != v}
-    )
-    return plan, entries
-
-
 def check_merged(
     plan_path: Path, initial: Plan, returns: dict[Path, dict[tuple[str, str], str]], where: str
 ) -> list[dict[str, Any]]:
     """Every edit of every return is in the plan, with one `change` line each and one `return` line per
     return, all at the revision of the commit that merged the return."""
-    plan, entries = check_agrees(plan_path, initial, where)
+    plan, entries = check_agrees(plan_path, initial, where, all_committed=True)
     fields = fields_of(plan)
     for file, edits in returns.items():
         for key, value in edits.items():
@@ -309,7 +281,9 @@ def merge_race(tmp_path: Path, plan: Plan, edits: dict[str, dict[tuple[str, str]
             assert sorted(r["loaded"] for r in results) == list(range(1, k + 1)), f"{where}: {results}"
             assert sorted(r["committed"] for r in results) == list(range(2, k + 2)), f"{where}: {results}"
             for r in results:
-                assert {o for _, _, o in r["outcomes"]} == {"applied"} and not r["needs_person"], f"{where}: {r}"
+                assert {o for _, _, o in r["outcomes"]} == {"applied"} and not r["needs_person"], (
+                    f"{where}: {r}"
+                )
             check_merged(loop.plan_path, initial, returns, where)
             assert load_plan(loop.plan_path).revision == k + 1, where
         crew.finish()
@@ -366,7 +340,10 @@ FOUR_EDITS: dict[str, dict[tuple[str, str], str]] = {
 
 def four_lead_plan() -> Plan:
     shared = Action(id="SH-1", ref="1", action="An action every lead shares.", leads=list(FOUR))
-    own = [Action(id=f"OW-{i}", ref=str(i), action=f"Own action {i}", leads=[name]) for i, name in enumerate(FOUR, 1)]
+    own = [
+        Action(id=f"OW-{i}", ref=str(i), action=f"Own action {i}", leads=[name])
+        for i, name in enumerate(FOUR, 1)
+    ]
     return Plan(
         id="plan-race",
         title="Race Constabulary Domestic Abuse Action Plan",
@@ -396,7 +373,10 @@ def test_merge_races_export_build_and_distribute(tmp_path: Path) -> None:
     # What the plan and its journal may be read as: before the merge, or after it.
     after = merge_returns(initial, [ret], now=NOW).plan
     states = {1: fields_of(initial), 2: fields_of(after)}
-    changes: dict[int, set[tuple[str, str, str]]] = {1: set(), 2: {(a, f, v) for (a, f), v in EDITS_HOP.items()}}
+    changes: dict[int, set[tuple[str, str, str]]] = {
+        1: set(),
+        2: {(a, f, v) for (a, f), v in EDITS_HOP.items()},
+    }
     assert states[1] != states[2]
     html, master, outbox = tmp_path / "plan.html", tmp_path / "master.xlsx", tmp_path / "reissued"
     distribute(initial, outbox)  # the outbox the build reads and the distribution re-issues into
@@ -407,7 +387,9 @@ def test_merge_races_export_build_and_distribute(tmp_path: Path) -> None:
         "build": lambda _n: build_job(loop.plan_path, master, outbox, states, changes, until=2),
         # `daplan distribute PLAN -o OUTBOX --force` every fourth round, else `--only NAME --force`, each round
         # another recipient's.
-        "distribute": lambda n: distribute_job(loop.plan_path, outbox, None if n % 4 == 0 else names[n % len(names)]),
+        "distribute": lambda n: distribute_job(
+            loop.plan_path, outbox, None if n % 4 == 0 else names[n % len(names)]
+        ),
     }
     seen_export, seen_build, seen_distribute = set(), set(), set()
     with Crew(jobs, ROUNDS, tmp_path) as crew:
@@ -423,7 +405,9 @@ def test_merge_races_export_build_and_distribute(tmp_path: Path) -> None:
             assert published in (1, 2), where
             seen_export.add(published)
             publish = [e for e in entries if e["event"] == "publish"]
-            assert [(e["revision"], e["file"]) for e in publish] == [(published, str(html))], f"{where}: {publish}"
+            assert [(e["revision"], e["file"]) for e in publish] == [(published, str(html))], (
+                f"{where}: {publish}"
+            )
             assert len(entries) == 1 + len(EDITS_HOP) + 1, f"{where}: {entries}"
             text = html.read_text(encoding="utf-8")
             assert ("The lead now chairs the monthly meeting" in text) == (published == 2), where
@@ -698,7 +682,9 @@ def test_new_force_over_a_plan_being_committed_is_not_lost(tmp_path: Path) -> No
     initial = loop.plan
     recv, send = CTX.Pipe(duplex=False)
     go = CTX.Event()
-    proc = CTX.Process(target=_merge_paused_before_replacing, args=(loop.plan_path, [ret], send, go), daemon=True)
+    proc = CTX.Process(
+        target=_merge_paused_before_replacing, args=(loop.plan_path, [ret], send, go), daemon=True
+    )
     proc.start()
     send.close()
     try:
