@@ -187,21 +187,43 @@ def write_export(
     text = export_plan(
         plan, fmt, since=parsed, journal=entries, produced=now.date(), template_dir=template_dir
     )
+    time = publish(
+        plan,
+        plan_path,
+        output,
+        text.encode("utf-8"),
+        fmt,
+        now,
+        what="export",
+        hint="choose a folder you can write to",
+    )
+    listed = len(progress_entries(entries, parsed)) if parsed is not None else None
+    return ExportInfo(output, fmt, plan.revision, listed, time)
+
+
+def publish(
+    plan: Plan,
+    plan_path: Path,
+    output: Path,
+    data: bytes,
+    fmt: str,
+    now: dt.datetime,
+    *,
+    what: str,
+    hint: str,
+) -> str:
+    """Write a published document atomically and record it in the plan's journal as a `publish` line (the
+    master marks what changed since, the board report reports it); the time recorded."""
     from .planfile import atomic_write_bytes
 
     try:
-        atomic_write_bytes(output, text.encode("utf-8"))
+        atomic_write_bytes(output, data)
     except OSError as exc:
-        raise DaplanError(
-            f"cannot write the export: {exc.strerror or exc}",
-            file=output,
-            hint="choose a folder you can write to",
-        ) from exc
+        raise DaplanError(f"cannot write the {what}: {exc.strerror or exc}", file=output, hint=hint) from exc
     time = now.isoformat()
     entry = {"event": "publish", "time": time, "revision": plan.revision, "file": str(output), "format": fmt}
     append_lines(Path(plan_path), [entry])
-    listed = len(progress_entries(entries, parsed)) if parsed is not None else None
-    return ExportInfo(output, fmt, plan.revision, listed, time)
+    return time
 
 
 # -- shared helpers ------------------------------------------------------------------------------------------

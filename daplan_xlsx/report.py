@@ -27,11 +27,22 @@ from typing import Any
 from . import journal as J
 from . import layout as L
 from .errors import DaplanError
-from .export import FIELD_LABELS, Clock, Since, _long_date, _ordered, _ref, _when, parse_since, utc_now
+from .export import (
+    FIELD_LABELS,
+    Clock,
+    Since,
+    _long_date,
+    _ordered,
+    _ref,
+    _when,
+    parse_since,
+    publish,
+    utc_now,
+)
 from .model import Action, Area, Plan
 from .openitems import open_items
 from .pages import TEMPLATE_FOLDER, check_template_dir, render
-from .record import append_lines, check_output, real_plan_path
+from .record import check_output, real_plan_path
 from .rounds import state_at
 from .writer import contrast_colour
 
@@ -63,7 +74,9 @@ class Point:
 # -- the record's history ------------------------------------------------------------------------------------
 
 
-def rounds(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:  # the lines; rounds.rounds_of merges them
+def rounds(
+    entries: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:  # the lines; rounds.rounds_of merges them
     """The distribution rounds on record, oldest first."""
     return [e for e in entries if e.get("event") == "round" and str(e.get("name", "")).strip()]
 
@@ -531,20 +544,15 @@ def write_report(
         if fmt == "pdf"
         else render_html(content, template_dir).encode("utf-8")
     )
-    from .planfile import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(output, data)
-    except OSError as exc:
-        raise DaplanError(
-            f"cannot write the report: {exc.strerror or exc}",
-            file=output,
-            hint="close it if it is open in a PDF reader, or choose a folder you can write to",
-        ) from exc
-    time = now.isoformat()
-    append_lines(
-        Path(plan_path),
-        [{"event": "publish", "time": time, "revision": plan.revision, "file": str(output), "format": fmt}],
+    time = publish(
+        plan,
+        plan_path,
+        output,
+        data,
+        fmt,
+        now,
+        what="report",
+        hint="close it if it is open in a PDF reader, or choose a folder you can write to",
     )
     return ReportInfo(
         output, fmt, plan.revision, len(content["exceptions"]), len(content["changes"]), start.label, time
