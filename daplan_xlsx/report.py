@@ -43,7 +43,7 @@ from .model import Action, Area, Plan
 from .openitems import open_items
 from .pages import TEMPLATE_FOLDER, check_template_dir, render
 from .record import check_output, real_plan_path
-from .rounds import state_at
+from .rounds import Round, rounds_of, state_at
 from .writer import contrast_colour
 
 SUFFIXES = {".pdf": "pdf", ".html": "html", ".htm": "html"}
@@ -74,13 +74,6 @@ class Point:
 # -- the record's history ------------------------------------------------------------------------------------
 
 
-def rounds(
-    entries: Sequence[dict[str, Any]],
-) -> list[dict[str, Any]]:  # the lines; rounds.rounds_of merges them
-    """The distribution rounds on record, oldest first."""
-    return [e for e in entries if e.get("event") == "round" and str(e.get("name", "")).strip()]
-
-
 def _date(text: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(text[:10]) if text else None
@@ -88,9 +81,11 @@ def _date(text: str) -> dt.date | None:
         return None
 
 
-def _day(entry: dict[str, Any]) -> dt.date | None:
+def _day(entry: dict[str, Any] | Round) -> dt.date | None:
+    """The day (UTC) of a journal line's time, or of a round's first issue."""
+    stamp = entry.issued_at if isinstance(entry, Round) else str(entry.get("time", ""))
     try:
-        when = dt.datetime.fromisoformat(str(entry.get("time", "")))
+        when = dt.datetime.fromisoformat(stamp)
     except ValueError:
         return None
     return when.astimezone(dt.timezone.utc).date() if when.tzinfo else when.date()
@@ -117,13 +112,13 @@ def point(plan: Plan, state: dict[str, tuple[str, dt.date | None]], label: str, 
 def trend(plan: Plan, entries: Sequence[dict[str, Any]], today: dt.date) -> tuple[str, list[Point]]:
     """The figures over time, oldest first, ending with today: (what the points are, the points)."""
     now = point(plan, state_at(plan, entries, plan.revision), "Now", today)
-    found = rounds(entries)
+    found = rounds_of(entries)
     if found:
         points = [
             point(
                 plan,
-                state_at(plan, entries, int(r.get("revision", 0))),
-                f"{r['name']} (issued {_short(_day(r) or today)})",
+                state_at(plan, entries, r.revision),
+                f"{r.name} (issued {_short(_day(r) or today)})",
                 _day(r) or today,
             )
             for r in found
@@ -167,13 +162,13 @@ def since_point(
     """`--since`: a round's name, a plan revision or a day; by default the last board (the newest
     publication of the plan: a board report or an export)."""
     if value is not None:
-        for r in reversed(rounds(entries)):
-            if str(r["name"]).strip().casefold() == value.strip().casefold():
-                return BoardSince(Since(revision=int(r.get("revision", 0))), f"round {r['name']}")
+        for r in reversed(rounds_of(entries)):
+            if r.name.strip().casefold() == value.strip().casefold():
+                return BoardSince(Since(revision=r.revision), f"round {r.name}")
         try:
             parsed = parse_since(value, plan, today)
         except DaplanError as exc:
-            names = [str(r["name"]) for r in rounds(entries)]
+            names = [r.name for r in rounds_of(entries)]
             if names and not re.fullmatch(r"[0-9-]+", value.strip()):
                 raise DaplanError(
                     f"--since {value!r} is not a round, a revision or a date",
@@ -423,8 +418,8 @@ def _returns(
     """The returns outstanding, from status.status_report over the outbox (and inbox)."""
     if report is None:
         return None
-    found = rounds(entries)
-    return_by = _date(str(found[-1].get("return_by") or "")) if found else None
+    found = rounds_of(entries)
+    return_by = found[-1].return_by if found else None
     late = return_by is not None and today > return_by
     outstanding = [
         {
@@ -443,7 +438,7 @@ def _returns(
         "merged": totals.get("merged", 0),
         "outstanding": outstanding,
         "return_by": _long_date(return_by) if return_by else "",
-        "round": str(found[-1]["name"]) if found else "",
+        "round": found[-1].name if found else "",
     }
 
 
