@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ from typing import Any
 
 from .errors import PlanFileError
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # The events a commit produces; an `undo` makes them no longer count. `publish` only saw a revision.
 COMMIT_EVENTS = ("return", "change", "add", "open", "settle", "plan", "withdraw")
 
@@ -204,9 +206,10 @@ def read_journal(path: Path, plan_revision: int, *, include_undone: bool = False
                     break
             try:
                 entry = json.loads(line)
-                # Every text must be one the journal can write back: no byte that is not UTF-8, no lone
-                # surrogate from a `\ud800` escape.
-                json.dumps(entry, ensure_ascii=False).encode("utf-8")
+                # Every text must be one the journal can write back: no byte that is not UTF-8 (read as a
+                # surrogate), no lone surrogate from a `\ud800` escape. Checked only where one could be.
+                if "\\u" in line or _SURROGATE.search(line):
+                    json.dumps(entry, ensure_ascii=False).encode("utf-8")
             except (ValueError, RecursionError) as exc:  # JSONDecodeError, digit limits, nesting
                 raise damaged(path, n, "it is not valid JSON") from exc
             problem = line_problem(entry)

@@ -639,3 +639,11 @@ def test_a_plan_or_journal_that_is_a_device_is_one_line_not_a_hang(tmp_path: Pat
     os.mkfifo(loop.journal)
     result = run("status", loop.plan_path)
     assert result.exit_code == 2 and "journal is damaged" in result.stderr
+
+
+def test_a_journal_line_with_bytes_that_are_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    loop = Loop(tmp_path, make_plan())
+    with loop.journal.open("ab") as fh:
+        fh.write(b'{"event": "publish", "time": "t", "revision": 1, "file": "a\xff\xfe", "format": "md"}\n')
+    result = run("export", loop.plan_path, "-o", tmp_path / "p.md")
+    assert result.exit_code == 2 and "journal is damaged at line" in result.stderr, result.output
