@@ -36,7 +36,7 @@ from . import normalise as N
 from . import openitems as O
 from .container import open_container, read_file
 from .errors import DaplanError, MetadataError
-from .merge import ADDED_FIELDS, _set_in, _stamp
+from .merge import ADDED_FIELDS, set_field, stamp_before
 from .meta import MetaLimits, MetaReading, field_value
 from .model import Action, Plan
 from .ownerbook import (
@@ -56,13 +56,13 @@ from .ownerbook import (
 )
 from .reader import (
     Finding,
-    _find_header,
-    _sheet,
-    _value_problem,
     cell_ref,
     character_problem,
+    find_header,
     open_workbook,
     read_meta,
+    read_sheet,
+    value_problem,
 )
 from .settle import _value_of, part_json
 from .trust import judge
@@ -230,7 +230,7 @@ class _Reader:
                 Finding("sheet-missing", f"the {name} sheet is gone: nothing on it was read", sheet=name)
             )
             return None
-        _, rows, formulas = _sheet(self.wb, found, self.container)
+        _, rows, formulas = read_sheet(self.wb, found, self.container)
         return rows, formulas
 
     def _header(
@@ -271,7 +271,7 @@ class _Reader:
             value = row[c] if c < len(row) else None
             ref = cell_ref(r, c)
             out.cells[fld] = ref
-            problem = _value_problem(ref, value, formulas)
+            problem = value_problem(ref, value, formulas)
             if problem is not None:
                 kind, message, shown = problem
                 out.problems[fld] = (kind, message, N.text(shown))
@@ -380,7 +380,7 @@ class _Reader:
         if got is None:
             return
         rows, formulas = got
-        head = _find_header(rows)
+        head = find_header(rows)
         if head is None:
             self.findings.append(Finding("no-header", "the action table's header row is gone", sheet=sheet))
             return
@@ -507,7 +507,7 @@ def _set_owned(data: dict[str, Any], key: str, value: str) -> None:
         rest = [name for name in data["leads"][1:] if name != value]
         data["leads"] = ([value] if value else []) + rest
     else:
-        _set_in(data, key, value)
+        set_field(data, key, value)
 
 
 def _text_of(item: dict[str, Any], key: str) -> str:
@@ -1116,7 +1116,7 @@ class _Apply:
                             "field": key,
                             "old": old,
                             "new": new,
-                            "stamp": _stamp(orig, key),
+                            "stamp": stamp_before(orig, key),
                         }
                     )
                     self.changes.append(f"{a['id']}: {FIELD_LABELS[key]} {_short(old)} → {_short(new)}")

@@ -254,7 +254,7 @@ def _opens(item: MergeItem) -> bool:
     return item.outcome in ("conflict", "rejected") and bool(item.action_id) and bool(item.field)
 
 
-def _stamp(action: Action, key: str) -> dict[str, Any]:
+def stamp_before(action: Action, key: str) -> dict[str, Any]:
     """What `undo` needs to restore an action's bookkeeping as it was before a change."""
     stamp: dict[str, Any] = {
         "updated": action.updated.isoformat() if action.updated else None,
@@ -313,7 +313,7 @@ def _journal_lines(
                 "field": item.field,
                 "old": item.current,
                 "new": item.new,
-                "stamp": _stamp(c.view.index[item.action_id], item.field),
+                "stamp": stamp_before(c.view.index[item.action_id], item.field),
             }
         )
         if cand.source in settling:
@@ -647,7 +647,7 @@ def combine_texts(cands: Sequence[Candidate], now: dt.datetime) -> str:
     return clip_text("\n\n".join(parts))
 
 
-def _set_in(data: dict[str, Any], key: str, value: str) -> None:
+def set_field(data: dict[str, Any], key: str, value: str) -> None:
     """Set one editable field of an action's data from its normalised text."""
     if key == "due":
         data["due"] = dt.date.fromisoformat(value) if value else None
@@ -674,7 +674,7 @@ def _apply(
         data = changed.get(item.action_id)
         if data is None:
             data = changed[item.action_id] = c.view.index[item.action_id].model_dump()
-        _set_in(data, item.field, item.new)
+        set_field(data, item.field, item.new)
         who = contributors.setdefault(item.action_id, set())
         who.update(cand.recipient for cand in item.candidates)
         data["updated"] = now
@@ -735,7 +735,7 @@ def _add_proposals(
                 )
                 value = ""
             if value:
-                _set_in(action, key, value)
+                set_field(action, key, value)
         action["updated"] = now
         action["updated_by"] = clip_text(
             _label(f"proposed by {recipient_of.get(source) or 'an unknown recipient'} ({Path(source).name})")

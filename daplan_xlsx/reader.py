@@ -305,7 +305,7 @@ def open_workbook(container: Container) -> Any:
         ) from exc
 
 
-def _sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any]], dict[str, str]]:
+def read_sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any]], dict[str, str]]:
     """A sheet (parsed once), its rows from A1 and its formulas; its extent is checked before parsing."""
     path = container.path
     part = container.sheet_parts.get(name)
@@ -325,7 +325,7 @@ def _sheet(wb: Any, name: str, container: Container) -> tuple[Any, list[list[Any
     return sheet, rows, formulas
 
 
-def _find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, list[int]]] | None:
+def find_header(rows: list[list[Any]]) -> tuple[int, dict[str, int], dict[str, list[int]]] | None:
     """The header row, field -> its column, and field -> every column of a field headed more than once."""
     for r, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         cols: dict[str, int] = {}
@@ -356,7 +356,7 @@ def read_meta(
     if name is None:
         return MetaReading("missing", None, problem=f"the workbook has no {L.META_SHEET} sheet")
     try:
-        return decode(_sheet(wb, name, container)[1], key, limits)
+        return decode(read_sheet(wb, name, container)[1], key, limits)
     except DaplanError as exc:
         exc.file = exc.file or str(container.path)
         raise
@@ -551,8 +551,8 @@ class _ReturnReader:
 
     def _read_sheet(self, wb: Any, name: str) -> int:
         """Read one sheet's action table; 1 when it is an area sheet, else 0."""
-        sheet, sheet_rows, formulas = _sheet(wb, name, self.container)
-        header = _find_header(sheet_rows)
+        sheet, sheet_rows, formulas = read_sheet(wb, name, self.container)
+        header = find_header(sheet_rows)
         if header is None:
             if name in self.expected_sheets:
                 self.findings.append(
@@ -738,7 +738,7 @@ class _ReturnReader:
                 self._refuse_twice(sheet, r, row, key, formulas, action_id)
                 continue
             ref = cell_ref(r, c) if formulas else ""
-            problem = _value_problem(ref, value, formulas)
+            problem = value_problem(ref, value, formulas)
             if problem is not None and not (
                 # A character the plan itself holds (DEL, a C1 control) is no change: it is not refused.
                 problem[0] == "bad-character" and N.text(value) == self.base[action_id].get(key)
@@ -838,7 +838,7 @@ class _ReturnReader:
         for c in self.twice[key]:
             ref = cell_ref(r, c)
             raw = row[c] if c < len(row) else None
-            problem = _value_problem(ref, raw, formulas)
+            problem = value_problem(ref, raw, formulas)
             if problem is not None:
                 kind, message, shown = problem
                 value = N.text(shown)
@@ -865,7 +865,7 @@ class _ReturnReader:
                 continue
             raw = row[c] if c < len(row) else None
             ref = cell_ref(r, c)
-            problem = _value_problem(ref, raw, formulas)
+            problem = value_problem(ref, raw, formulas)
             if problem is not None:
                 kind, message, shown = problem
                 self.findings.append(
@@ -929,7 +929,7 @@ class _ReturnReader:
                 self.findings.append(Finding(kind, message, sheet, ref, action_id, field=key, value=value))
 
 
-def _value_problem(ref: str, value: Any, formulas: dict[str, str]) -> tuple[str, str, object] | None:
+def value_problem(ref: str, value: Any, formulas: dict[str, str]) -> tuple[str, str, object] | None:
     """Why a cell's value cannot be taken, as (finding kind, message, value to show), or None.
 
     `formulas` holds the sheet's formulas and error values by cell (see container.scan_sheet); `ref` is the

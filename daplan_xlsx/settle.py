@@ -81,7 +81,7 @@ def _normalised(plan: Plan, key: str, value: str) -> str:
 
 def set_fields(plan: Plan, changes: dict[str, dict[str, str]], who: str, now: dt.datetime) -> Plan:
     """The plan with these fields set (action id -> field -> normalised text), stamped, at the next revision."""
-    from .merge import _set_in
+    from .merge import set_field
 
     areas = []
     for area in plan.areas:
@@ -91,7 +91,7 @@ def set_fields(plan: Plan, changes: dict[str, dict[str, str]], who: str, now: dt
             if action.id in changes:
                 data = action.model_dump()
                 for key, value in changes[action.id].items():
-                    _set_in(data, key, value)
+                    set_field(data, key, value)
                 data["updated"] = now
                 data["updated_by"] = who
                 try:
@@ -119,7 +119,7 @@ def set_fields(plan: Plan, changes: dict[str, dict[str, str]], who: str, now: dt
 def _change_line(
     action: Action, key: str, old: str, new: str, source: str, who: str, stamp: str, revision: int
 ) -> dict[str, Any]:
-    from .merge import _stamp
+    from .merge import stamp_before
 
     return {
         "event": "change",
@@ -131,7 +131,7 @@ def _change_line(
         "field": key,
         "old": old,
         "new": new,
-        "stamp": _stamp(action, key),
+        "stamp": stamp_before(action, key),
     }
 
 
@@ -424,12 +424,12 @@ def _value_of(data: dict[str, Any], key: str) -> str:
 
 
 def _restore(data: dict[str, Any], key: str, old: str, stamp: dict[str, Any] | None) -> None:
-    from .merge import _set_in
+    from .merge import set_field
 
     if key == "lead" and stamp and isinstance(stamp.get("leads"), list):
         data["leads"] = list(stamp["leads"])
     else:
-        _set_in(data, key, old)
+        set_field(data, key, old)
     if stamp:
         updated = stamp.get("updated")
         data["updated"] = dt.datetime.fromisoformat(updated) if isinstance(updated, str) else None
