@@ -35,10 +35,6 @@ class OpenItem:
     finding: str = ""  # for a refused value: the reader's kind of finding (unknown-lead, formula, ...)
     settled: dict[str, Any] | None = None
 
-    @property
-    def sources(self) -> set[str]:
-        return {str(c.get("sha256") or c["source"]) for c in self.candidates}
-
     def line(self) -> dict[str, Any]:
         return {
             "event": "open",
@@ -82,15 +78,6 @@ def items_of(entries: Iterable[dict[str, Any]]) -> list[OpenItem]:
 def open_items(entries: Iterable[dict[str, Any]]) -> list[OpenItem]:
     """The items still open, oldest first."""
     return [i for i in items_of(entries) if i.settled is None]
-
-
-def open_by_return(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Return file SHA-256 (or name, for a line without one) -> open items whose candidates it gave."""
-    out: dict[str, int] = {}
-    for item in open_items(entries):
-        for source in item.sources:
-            out[source] = out.get(source, 0) + 1
-    return out
 
 
 def open_by_action(entries: Iterable[dict[str, Any]]) -> dict[str, int]:
