@@ -537,12 +537,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def save_plan(
-    plan: Plan, path: str | os.PathLike[str], *, text: str | None = None, keep_comments: bool = True
+    plan: Plan,
+    path: str | os.PathLike[str],
+    *,
+    text: str | None = None,
+    keep_comments: bool = True,
+    original: bytes | None = None,
 ) -> None:
     """Write the plan file atomically (through a symlink); `text` is `dumps_plan(plan)` when known.
 
     Comments and blank lines the owner wrote in the file being replaced are kept (see comments.py), unless
-    the caller knows the file holds none (`keep_comments=False`: it is a canonical dump).
+    the caller knows the file holds none (`keep_comments=False`: it is a canonical dump). `original` is the
+    file's bytes when the caller has just read them.
     """
     target = _real(Path(path))
     if target.is_dir():
@@ -556,7 +562,7 @@ def save_plan(
         from .comments import keep_comments as keep
 
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            old = target.read_bytes()
+            old = target.read_bytes() if original is None else original
             new_text = keep(old.decode("utf-8-sig"), new_text)
             # A plan saved by a Windows editor keeps its line ends and byte-order mark, so a diff of the
             # file shows only what changed.

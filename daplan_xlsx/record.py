@@ -229,7 +229,7 @@ def commit_plan(plan_path: Path, plan: Plan, entries: list[dict[str, Any]], *, b
         # actions takes seconds.
         text, canonical = dumps_plan_after(plan, target, original, base=base)
         if text.encode("utf-8") != original:
-            save_plan(plan, target, text=text, keep_comments=not canonical)
+            save_plan(plan, target, text=text, keep_comments=not canonical, original=original)
         else:
             remember_digest(plan, file_digest(original))
 
